@@ -1,0 +1,1 @@
+"""Builders that turn raw public ECG downloads into ``datasets.DatasetDict`` objects."""
