@@ -1,0 +1,40 @@
+"""Arguments every `python -m datasets_scripts.<source>` command shares, and error reporting at the boundary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .common import parse_split_files_argument
+
+
+def base_parser(description: str, raw_dir_required: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--raw_dir", required=raw_dir_required, help="folder of the raw download")
+    parser.add_argument("--output_dir", required=True, help="where the DatasetDict is written (load_from_disk)")
+    parser.add_argument("--num_workers", type=int, default=2, help="record-loading processes (default 2)")
+    parser.add_argument("--shard_size", type=int, default=1000, help="records per Arrow shard (default 1000)")
+    parser.add_argument("--overwrite", action="store_true", help="discard an existing preparation in output_dir")
+    return parser
+
+
+def add_split_arguments(parser: argparse.ArgumentParser):
+    parser.add_argument("--split_files", nargs="+", metavar="SPLIT=CSV",
+                        help="external split, e.g. train=merl_train.csv validation=merl_val.csv test=merl_test.csv; "
+                             "records are matched by id and records absent from every file are dropped")
+    parser.add_argument("--protocol", choices=("default", "merl"), default="default",
+                        help="'merl' reproduces the MERL preprocessing quirks that published numbers depend on")
+
+
+def split_files_from(args) -> dict | None:
+    return parse_split_files_argument(getattr(args, "split_files", None))
+
+
+def run(main_function, argv=None):
+    """Run a CLI body; user errors (missing files, bad columns, bad options) end with one clear line, exit code 2."""
+    try:
+        main_function(argv)
+    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
+        message = error.args[0] if error.args else str(error)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(2) from None

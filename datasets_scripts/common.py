@@ -1,0 +1,313 @@
+"""Signal conventions shared by every builder: lead order, 500 Hz, 10 s, record cleaning, splits, label metadata.
+
+Each helper here exists once; the per-source modules only know their raw layout and their label table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from datasets import Array2D, Features, List, Value
+from scipy.signal import resample_poly
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+TARGET_FS = 500  # Hz, the model's input rate (SPEC §3)
+TARGET_LEN = 5000  # samples = 10 s at 500 Hz
+SPLITS = ("train", "validation", "test")
+
+# Upper-cased spellings seen in the public headers (CODE uses DI/DII/DIII) -> canonical lead name.
+_LEAD_ALIASES = {name.upper(): name for name in LEADS} | {"DI": "I", "DII": "II", "DIII": "III"}
+
+# Record-cleaning rule (documented in docs/datasets.md): up to this fraction of non-finite samples in a lead is
+# repaired by linear interpolation; more is a dropped record.
+MAX_NONFINITE_FRACTION = 0.01
+FLAT_LEAD_PTP_MV = 1e-4  # a lead whose peak-to-peak range is below this is "flat" (no signal)
+
+
+class DropRecord(Exception):
+    """Raised inside a record loader; the message is the reason counted in the preparation summary."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# features and label metadata
+# ----------------------------------------------------------------------------------------------------------------
+def ecg_features(num_labels: int = 0, with_report: bool = False, signal_dtype: str = "float32") -> Features:
+    """The data contract: `ecg` (12, 5000) mV, ids, optional `report`, optional multi-hot `labels` (int8, length C)."""
+    if signal_dtype not in ("float32", "float16"):
+        raise ValueError(f"signal_dtype must be 'float32' or 'float16', got {signal_dtype!r}")
+    columns = {
+        "ecg": Array2D(shape=(len(LEADS), TARGET_LEN), dtype=signal_dtype),
+        "record_id": Value("string"),
+        "patient_id": Value("string"),
+    }
+    if with_report:
+        columns["report"] = Value("string")
+    if num_labels:
+        columns["labels"] = List(Value("int8"), length=num_labels)
+    return Features(columns)
+
+
+def dataset_description(source: str, label_list: list[str] | None, **extra) -> str:
+    """JSON stored in `DatasetInfo.description`; `label_names` reads the ordered label list back from it."""
+    meta = {"tamer_source": source, "label_names": list(label_list or []), "sampling_rate": TARGET_FS,
+            "leads": list(LEADS), "units": "mV"}
+    meta.update(extra)
+    return json.dumps(meta)
+
+
+def dataset_metadata(dataset) -> dict:
+    """The metadata dict written by the builders, from a `Dataset` or `DatasetDict`."""
+    split = dataset[next(iter(dataset))] if hasattr(dataset, "keys") else dataset
+    try:
+        return json.loads(split.info.description or "")
+    except json.JSONDecodeError:
+        raise ValueError("this dataset was not written by datasets_scripts (no label metadata in its info)") from None
+
+
+def label_names(dataset) -> list[str]:
+    """Ordered label names of the multi-hot `labels` column of a dataset written by any builder here."""
+    meta = dataset_metadata(dataset)
+    if "label_names" not in meta:
+        raise ValueError("dataset metadata has no 'label_names' entry")
+    return list(meta["label_names"])
+
+
+def multi_hot(names, label_list: list[str]) -> np.ndarray:
+    """Exact-name multi-hot vector; names outside `label_list` are ignored by design (callers count them)."""
+    index = {name: i for i, name in enumerate(label_list)}
+    vector = np.zeros(len(label_list), dtype=np.int8)  # (C,)
+    for name in names:
+        if name in index:
+            vector[index[name]] = 1
+    return vector
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# signal conventions
+# ----------------------------------------------------------------------------------------------------------------
+def canonical_lead_name(name: str) -> str | None:
+    return _LEAD_ALIASES.get(name.strip().upper())
+
+
+def reorder_leads(signal: np.ndarray, lead_names) -> np.ndarray:
+    """(n_leads, T) in the record's order -> (12, T) in LEADS order, matching leads by name (fixes MIMIC's aVF/aVL)."""
+    position = {}
+    for i, name in enumerate(lead_names):
+        canonical = canonical_lead_name(name)
+        if canonical is not None and canonical not in position:
+            position[canonical] = i
+    missing = [lead for lead in LEADS if lead not in position]
+    if missing:
+        raise DropRecord(f"missing leads {','.join(missing)}")
+    return signal[[position[lead] for lead in LEADS]]
+
+
+def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
+    """(12, T) at `fs` -> (12, T * 500 / fs) by polyphase filtering; no-op at 500 Hz."""
+    if fs <= 0:
+        raise DropRecord(f"invalid sampling rate {fs}")
+    ratio = Fraction(TARGET_FS) / Fraction(fs).limit_denominator(1000)
+    if ratio == 1:
+        return signal
+    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+
+
+def fit_length(signal: np.ndarray, length: int = TARGET_LEN, anchor: str = "start") -> np.ndarray:
+    """Crop or zero-pad the time axis to `length`; `anchor='center'` keeps the middle (CODE pads both sides)."""
+    n = signal.shape[-1]
+    if n > length:
+        start = (n - length) // 2 if anchor == "center" else 0
+        return signal[:, start:start + length]
+    if n < length:
+        padded = np.zeros((signal.shape[0], length), dtype=signal.dtype)  # (12, length)
+        padded[:, :n] = signal
+        return padded
+    return signal
+
+
+def repair_nonfinite(signal: np.ndarray) -> np.ndarray:
+    """Linear interpolation over NaN/Inf runs per lead, or DropRecord when a lead is more than 1% non-finite."""
+    bad = ~np.isfinite(signal)
+    if not bad.any():
+        return signal
+    if bad.mean(axis=1).max() > MAX_NONFINITE_FRACTION:
+        raise DropRecord("non-finite samples (NaN/Inf) beyond the 1% repair limit")
+    repaired = signal.copy()
+    time = np.arange(signal.shape[1])
+    for lead in np.flatnonzero(bad.any(axis=1)):
+        good = ~bad[lead]
+        repaired[lead, ~good] = np.interp(time[~good], time[good], signal[lead, good])
+    return repaired
+
+
+def standardize_signal(signal: np.ndarray, lead_names, fs: float, anchor: str = "start") -> np.ndarray:
+    """Raw (n_leads, T) in mV -> cleaned (12, 5000) float32 in canonical order at 500 Hz, or DropRecord."""
+    if signal.ndim != 2 or signal.shape[1] < 2:
+        raise DropRecord(f"unexpected signal shape {signal.shape}")
+    signal = reorder_leads(signal.astype(np.float32, copy=False), lead_names)  # (12, T)
+    signal = repair_nonfinite(signal)
+    signal = fit_length(resample_to_target(signal, fs), TARGET_LEN, anchor)  # (12, 5000)
+    if (np.ptp(signal, axis=1) < FLAT_LEAD_PTP_MV).any():
+        raise DropRecord("flat lead (no signal)")
+    return np.ascontiguousarray(signal, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# WFDB reading: a numpy fast path for format 16 (MIMIC, PTB-XL, CinC .mat) with wfdb as the general fallback
+# ----------------------------------------------------------------------------------------------------------------
+_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
+
+
+def _parse_header(header_path: Path):
+    """Minimal WFDB header parse for the single-file, format-16 case; None when the fast path does not apply."""
+    lines = [ln.strip() for ln in header_path.read_text(errors="replace").splitlines()]
+    lines = [ln for ln in lines if ln and not ln.startswith("#")]
+    record = lines[0].split()
+    if "/" in record[0] or len(record) < 4:
+        return None  # multi-segment record or no sample count
+    n_sig, fs, n_samp = int(record[1]), float(record[2].split("/")[0].split("(")[0]), int(record[3])
+    files, offsets, gains, baselines, units, names = set(), set(), [], [], [], []
+    for line in lines[1:1 + n_sig]:
+        parts = line.split()
+        fmt, _, offset = parts[1].partition("+")
+        if fmt not in ("16", "16x1"):
+            return None
+        files.add(parts[0])
+        offsets.add(int(offset or 0))
+        gain_field = parts[2] if len(parts) > 2 else "200"
+        gain_text, _, unit = gain_field.partition("/")
+        gain_value, _, baseline_text = gain_text.partition("(")
+        adc_zero = int(parts[4]) if len(parts) > 4 else 0
+        gains.append(float(gain_value) or 200.0)
+        baselines.append(int(baseline_text.rstrip(")")) if baseline_text else adc_zero)
+        units.append(_UNIT_TO_MV.get((unit or "mV").lower()))
+        names.append(parts[8] if len(parts) > 8 else "")
+    if len(files) != 1 or len(offsets) != 1 or None in units or len(names) != n_sig:
+        return None
+    return files.pop(), offsets.pop(), n_sig, fs, n_samp, np.array(gains), np.array(baselines), np.array(units), names
+
+
+def read_wfdb(record_path) -> tuple[np.ndarray, list[str], float]:
+    """WFDB record (path without extension) -> (signal (n_leads, T) float32 mV with NaN for missing, names, fs)."""
+    record_path = Path(record_path)
+    header_path = record_path.with_name(record_path.name + ".hea")
+    if not header_path.is_file():
+        raise DropRecord("missing header file")
+    try:
+        parsed = _parse_header(header_path)
+    except (ValueError, IndexError):
+        raise DropRecord("unreadable header") from None
+    if parsed is None:
+        return _read_wfdb_with_library(record_path)
+    file_name, offset, n_sig, fs, n_samp, gains, baselines, units, names = parsed
+    data_path = header_path.with_name(file_name)
+    if not data_path.is_file():
+        raise DropRecord("missing signal file")
+    digital = np.fromfile(data_path, dtype="<i2", offset=offset)
+    if digital.size < n_sig * n_samp:
+        raise DropRecord(f"truncated signal file ({digital.size} of {n_sig * n_samp} samples)")
+    digital = digital[: n_sig * n_samp].reshape(n_samp, n_sig).T  # (n_sig, T), samples are interleaved
+    signal = (digital - baselines[:, None]).astype(np.float32) * (units / gains).astype(np.float32)[:, None]
+    signal[digital == -32768] = np.nan  # WFDB format-16 "invalid sample" code
+    return signal, names, fs
+
+
+def _read_wfdb_with_library(record_path: Path):
+    import wfdb
+
+    try:
+        values, fields = wfdb.rdsamp(str(record_path))
+    except Exception as error:  # wfdb raises many types on broken files; the reason is what matters here
+        raise DropRecord(f"unreadable WFDB record ({type(error).__name__})") from None
+    scale = np.array([_UNIT_TO_MV.get((u or "mV").lower(), 1.0) for u in fields["units"]], dtype=np.float32)
+    return values.T.astype(np.float32) * scale[:, None], list(fields["sig_name"]), float(fields["fs"])
+
+
+def header_comments(record_path) -> list[str]:
+    """The `# ...` lines of a WFDB header, without the '#'."""
+    header_path = Path(str(record_path) + ".hea")
+    return [ln.strip().lstrip("#").strip() for ln in header_path.read_text(errors="replace").splitlines()
+            if ln.strip().startswith("#")]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# splits
+# ----------------------------------------------------------------------------------------------------------------
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+def deterministic_split(group_id: str, fractions=DEFAULT_FRACTIONS, salt: str = "tamer") -> str:
+    """Split of a patient (or record when no patient id exists) from a hash of its id: order-free and stable.
+
+    Every record of one patient lands in the same split, so the split is patient-level wherever ids exist.
+    """
+    digest = hashlib.sha1(f"{salt}:{group_id}".encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    train, validation, _ = fractions
+    if position < train:
+        return "train"
+    return "validation" if position < train + validation else "test"
+
+
+_SPLIT_ALIASES = {"train": "train", "val": "validation", "valid": "validation", "validation": "validation",
+                  "test": "test"}
+
+
+def record_id_from_split_row(row: dict) -> str:
+    """Record id of one row of an external split CSV (MERL layouts: ecg_id, filename or ecg_path)."""
+    if "filename" in row and isinstance(row["filename"], str):
+        return Path(row["filename"]).stem  # ICBEB: A0001
+    if "ecg_path" in row and isinstance(row["ecg_path"], str):
+        return Path(row["ecg_path"]).stem  # Chapman: /chapman/WFDBRecords/18/186/JS18048.mat
+    if "ecg_id" in row:
+        return str(int(float(row["ecg_id"])))  # PTB-XL
+    if "record_id" in row:
+        return str(row["record_id"])
+    raise ValueError(f"split file row has none of the id columns ecg_id, filename, ecg_path, record_id: {list(row)}")
+
+
+def read_split_files(split_files: dict) -> dict[str, str]:
+    """{split: csv_path} -> {record_id: split}, matched by record id (never by row position)."""
+    import pandas as pd
+
+    membership = {}
+    for split, path in split_files.items():
+        split_name = _SPLIT_ALIASES.get(split)
+        if split_name is None:
+            raise ValueError(f"unknown split name {split!r} (use train, validation or test)")
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"split file not found: {path}")
+        table = pd.read_csv(path, skip_blank_lines=True)
+        id_columns = [c for c in ("filename", "ecg_path", "ecg_id", "record_id") if c in table.columns]
+        if not id_columns:
+            raise ValueError(f"{path}: no id column (expected one of ecg_id, filename, ecg_path, record_id)")
+        for row in table[id_columns].to_dict("records"):
+            membership[record_id_from_split_row(row)] = split_name
+    return membership
+
+
+def parse_split_files_argument(items) -> dict | None:
+    """CLI `--split_files train=a.csv validation=b.csv test=c.csv` -> dict."""
+    if not items:
+        return None
+    result = {}
+    for item in items:
+        split, sep, path = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--split_files expects SPLIT=PATH items, got {item!r}")
+        result[split] = path
+    return result
+
+
+def file_fingerprint(paths) -> str:
+    """Hash of (path, size, mtime) of raw files: a change in the raw data gives a different preparation id."""
+    digest = hashlib.sha1()
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return digest.hexdigest()[:16]

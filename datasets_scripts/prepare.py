@@ -1,0 +1,189 @@
+"""The one preparation engine every builder uses: parallel record loading, Arrow shards, manifest, resume, summary.
+
+The output folder is exactly what `DatasetDict.save_to_disk` writes (dataset_dict.json, <split>/state.json,
+<split>/dataset_info.json, <split>/*.arrow), so `datasets.load_from_disk(output_dir)` reads it; but the shards are
+written one at a time while records stream through worker processes, so memory stays flat whatever the corpus size,
+and a manifest of finished shards lets an interrupted run skip them on the next call.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import datasets
+from datasets import DatasetInfo
+from datasets.arrow_writer import ArrowWriter
+from tqdm.auto import tqdm
+
+from .common import SPLITS, DropRecord
+
+MANIFEST = "prepare_manifest.json"
+SUMMARY = "preparation_summary.json"
+EXAMPLES_PER_REASON = 20  # record ids kept per drop reason in the summary
+
+
+class PreparationSummary:
+    """Counts of kept records per split and of dropped records per reason (with a few example ids)."""
+
+    def __init__(self):
+        self.kept = Counter()
+        self.dropped = Counter()
+        self.examples = defaultdict(list)
+
+    def drop(self, reason: str, record_id: str, count: int = 1):
+        self.dropped[reason] += count
+        if len(self.examples[reason]) < EXAMPLES_PER_REASON:
+            self.examples[reason].append(str(record_id))
+
+    def merge(self, other: dict):
+        self.kept.update(other.get("kept", {}))
+        for reason, count in other.get("dropped", {}).items():
+            self.dropped[reason] += count
+            room = EXAMPLES_PER_REASON - len(self.examples[reason])
+            self.examples[reason].extend(other.get("examples", {}).get(reason, [])[:max(room, 0)])
+
+    def to_dict(self) -> dict:
+        return {"kept": dict(self.kept), "dropped": dict(self.dropped), "examples": dict(self.examples)}
+
+    def report(self, source: str) -> str:
+        lines = [f"[{source}] kept {sum(self.kept.values())} records: "
+                 + ", ".join(f"{split}={self.kept.get(split, 0)}" for split in SPLITS)]
+        lines.append(f"[{source}] dropped {sum(self.dropped.values())} records"
+                     + (":" if self.dropped else ""))
+        for reason, count in self.dropped.most_common():
+            shown = ", ".join(self.examples[reason][:5])
+            lines.append(f"  {count:>8}  {reason}  (e.g. {shown})")
+        return "\n".join(lines)
+
+
+def _load_one(job):
+    """Worker: (loader, task) -> ('ok', split, row) or ('drop', reason, record_id). Never raises on bad records."""
+    loader, task = job
+    try:
+        return "ok", task["split"], loader(task)
+    except DropRecord as reason:
+        return "drop", str(reason), task["record_id"]
+    except (OSError, ValueError, EOFError, KeyError, IndexError) as error:
+        return "drop", f"unreadable record ({type(error).__name__})", task["record_id"]
+
+
+def _read_manifest(output_dir: Path, config: dict, overwrite: bool) -> dict:
+    manifest_path = output_dir / MANIFEST
+    if output_dir.exists() and any(output_dir.iterdir()):
+        if not manifest_path.is_file():
+            raise FileExistsError(f"output_dir {output_dir} is not empty and holds no preparation manifest; "
+                                  "choose an empty or new folder")
+        manifest = json.loads(manifest_path.read_text())
+        if overwrite or manifest["config"] != config:
+            if not overwrite:
+                raise FileExistsError(f"output_dir {output_dir} holds a preparation with different settings; "
+                                      "pass --overwrite (overwrite=True) to start again or choose another folder")
+            shutil.rmtree(output_dir)
+        else:
+            return manifest
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return {"config": config, "shards": {}}
+
+
+def _write_manifest(output_dir: Path, manifest: dict):
+    partial = output_dir / (MANIFEST + ".partial")
+    partial.write_text(json.dumps(manifest, indent=1))
+    os.replace(partial, output_dir / MANIFEST)  # atomic: a kill leaves the old or the new manifest, never half
+
+
+def _write_shard(pool, loader, tasks, shard_index, output_dir, features, progress) -> dict:
+    """Load one shard's records in the pool and write one Arrow file per split; returns the shard's summary."""
+    summary = PreparationSummary()
+    writers = {}
+    jobs = ((loader, task) for task in tasks)
+    for status, key, value in pool.imap(_load_one, jobs, chunksize=4):
+        progress.update(1)
+        if status == "drop":
+            summary.drop(key, value)
+            continue
+        if key not in writers:
+            (output_dir / key).mkdir(exist_ok=True)
+            path = output_dir / key / f"shard-{shard_index:05d}.arrow.partial"
+            writers[key] = ArrowWriter(features=features, path=str(path), writer_batch_size=32)
+        writers[key].write(value)
+        summary.kept[key] += 1
+    for split, writer in writers.items():
+        writer.finalize()
+        writer.close()
+        partial = output_dir / split / f"shard-{shard_index:05d}.arrow.partial"
+        os.replace(partial, partial.with_suffix(""))
+    return summary.to_dict()
+
+
+def _finalize_split(split_dir: Path, features, description: str):
+    """Write state.json + dataset_info.json (the save_to_disk layout) for the split's finished shards."""
+    split_dir.mkdir(exist_ok=True)
+    shards = sorted(p.name for p in split_dir.glob("shard-*.arrow"))
+    if not shards:  # an empty split still loads: one schema-only shard
+        writer = ArrowWriter(features=features, path=str(split_dir / "shard-empty.arrow"))
+        writer.finalize()
+        writer.close()
+        shards = ["shard-empty.arrow"]
+    DatasetInfo(description=description, features=features).write_to_directory(str(split_dir))
+    state = {"_data_files": [{"filename": name} for name in shards], "_fingerprint": None,
+             "_format_columns": None, "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False,
+             "_split": split_dir.name}
+    (split_dir / "state.json").write_text(json.dumps(state, indent=2))
+
+
+def prepare(tasks_table, loader, features, output_dir, *, source: str, description: str, config: dict,
+            num_workers: int = 2, shard_size: int = 1000, pre_dropped: PreparationSummary | None = None,
+            overwrite: bool = False, stop_after_shards: int | None = None):
+    """Load every task row with `loader` in `num_workers` processes and write the DatasetDict to `output_dir`.
+
+    tasks_table: pandas DataFrame, one row per record, with at least `record_id` and `split` plus whatever the
+    loader needs; rows are cut into shards of `shard_size` in table order. `loader(task_dict) -> row dict` raises
+    DropRecord for bad records. `config` identifies the preparation: a rerun with the same config resumes.
+    `stop_after_shards` simulates an interruption (tests, benchmarks). Returns `load_from_disk(output_dir)`.
+    """
+    if output_dir is None:
+        output_dir = tempfile.mkdtemp(prefix=f"tamer_{source}_")
+    output_dir = Path(output_dir)
+    config = json.loads(json.dumps({**config, "shard_size": shard_size, "num_records": len(tasks_table),
+                                    "features": features.to_dict()}, default=str))
+    manifest = _read_manifest(output_dir, config, overwrite)
+    num_shards = max(1, -(-len(tasks_table) // shard_size))
+    done = {int(k) for k in manifest["shards"]}
+    done_records = sum(min(shard_size, len(tasks_table) - k * shard_size) for k in done)
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    written_now = 0
+    with context.Pool(max(1, num_workers)) as pool, tqdm(total=len(tasks_table), initial=done_records,
+                                                         desc=f"{source}", unit="rec") as progress:
+        for shard_index in range(num_shards):
+            if shard_index in done:
+                continue
+            if stop_after_shards is not None and written_now >= stop_after_shards:
+                return None
+            rows = tasks_table.iloc[shard_index * shard_size:(shard_index + 1) * shard_size]
+            shard_summary = _write_shard(pool, loader, rows.to_dict("records"), shard_index, output_dir,
+                                         features, progress)
+            manifest["shards"][str(shard_index)] = shard_summary
+            _write_manifest(output_dir, manifest)
+            written_now += 1
+    return finalize(output_dir, features, source, description, manifest, pre_dropped)
+
+
+def finalize(output_dir: Path, features, source: str, description: str, manifest: dict,
+             pre_dropped: PreparationSummary | None):
+    for split in SPLITS:
+        _finalize_split(output_dir / split, features, description)
+    (output_dir / "dataset_dict.json").write_text(json.dumps({"splits": list(SPLITS)}))
+    summary = PreparationSummary()
+    if pre_dropped is not None:
+        summary.merge(pre_dropped.to_dict())
+    for shard in manifest["shards"].values():
+        summary.merge(shard)
+    (output_dir / SUMMARY).write_text(json.dumps({"source": source, **summary.to_dict()}, indent=1))
+    print(summary.report(source))
+    return datasets.load_from_disk(str(output_dir))
