@@ -311,3 +311,17 @@ def file_fingerprint(paths) -> str:
         stat = os.stat(path)
         digest.update(f"{path}:{stat.st_size}:{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:16]
+
+
+def header_dx_codes(record_path) -> list[str]:
+    """SNOMED-CT codes of the `# Dx: 164889003,59118001` header line (PhysioNet/CinC layout), as exact tokens."""
+    for comment in header_comments(record_path):
+        key, sep, value = comment.partition(":")
+        if sep and key.strip().lower() == "dx":
+            return [code.strip() for code in value.split(",") if code.strip()]
+    return []
+
+
+def find_records(raw_dir: Path, pattern: str = "*.hea") -> list[Path]:
+    """Record paths (header path without the .hea suffix) under raw_dir, sorted for a deterministic order."""
+    return sorted(path.with_suffix("") for path in Path(raw_dir).rglob(pattern))

@@ -21,7 +21,7 @@ from datasets import DatasetInfo
 from datasets.arrow_writer import ArrowWriter
 from tqdm.auto import tqdm
 
-from .common import SPLITS, DropRecord
+from .common import DEFAULT_FRACTIONS, SPLITS, DropRecord, deterministic_split, read_split_files
 
 MANIFEST = "prepare_manifest.json"
 SUMMARY = "preparation_summary.json"
@@ -35,6 +35,7 @@ class PreparationSummary:
         self.kept = Counter()
         self.dropped = Counter()
         self.examples = defaultdict(list)
+        self.notes = Counter()  # things kept but worth knowing, e.g. unmapped SNOMED codes
 
     def drop(self, reason: str, record_id: str, count: int = 1):
         self.dropped[reason] += count
@@ -47,9 +48,11 @@ class PreparationSummary:
             self.dropped[reason] += count
             room = EXAMPLES_PER_REASON - len(self.examples[reason])
             self.examples[reason].extend(other.get("examples", {}).get(reason, [])[:max(room, 0)])
+        self.notes.update(other.get("notes", {}))
 
     def to_dict(self) -> dict:
-        return {"kept": dict(self.kept), "dropped": dict(self.dropped), "examples": dict(self.examples)}
+        return {"kept": dict(self.kept), "dropped": dict(self.dropped), "examples": dict(self.examples),
+                "notes": dict(self.notes)}
 
     def report(self, source: str) -> str:
         lines = [f"[{source}] kept {sum(self.kept.values())} records: "
@@ -59,7 +62,27 @@ class PreparationSummary:
         for reason, count in self.dropped.most_common():
             shown = ", ".join(self.examples[reason][:5])
             lines.append(f"  {count:>8}  {reason}  (e.g. {shown})")
+        for note, count in self.notes.most_common(20):
+            lines.append(f"  note: {count:>8}  {note}")
         return "\n".join(lines)
+
+
+def assign_splits(table, summary: PreparationSummary, split_files: dict | None = None,
+                  fractions=DEFAULT_FRACTIONS, fixed_split=None):
+    """Add the `split` column: an external split file (by record id), a fixed per-row split, or the project's
+    deterministic hash split of patient_id (record_id where the patient is unknown). Unmatched rows are dropped."""
+    if split_files:
+        membership = read_split_files(split_files)
+        table = table.assign(split=table["record_id"].map(membership))
+    elif fixed_split is not None:
+        table = table.assign(split=fixed_split)
+    else:
+        groups = table["patient_id"].where(table["patient_id"].astype(bool), table["record_id"])
+        table = table.assign(split=[deterministic_split(g, fractions) for g in groups])
+    missing = table["split"].isna()
+    for record_id in table.loc[missing, "record_id"]:
+        summary.drop("not in the external split files", record_id)
+    return table[~missing].reset_index(drop=True)
 
 
 def _load_one(job):
