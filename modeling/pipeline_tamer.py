@@ -1,0 +1,213 @@
+"""`ZeroShotECGClassificationPipeline`: score a 12-lead ECG against free-text candidate labels with a TAMER model.
+
+Travels to the Hub as remote code (listed in `config.custom_pipelines`), so it depends only on torch, numpy and
+transformers and imports its siblings with `from .x import`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModel, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+TASK = "zero-shot-ecg-classification"
+TEXT_CACHE_SIZE = 16  # distinct prompt lists whose embeddings are kept (one per label set in use)
+MAX_PROMPT_TOKENS = 256  # MERL tokenises label prompts with max_length 256 (reference/paper_code.md §2.5)
+
+
+class ZeroShotECGClassificationPipeline(Pipeline):
+    """Zero-shot ECG classification: the cosine between the ECG embedding z^e and each label prompt's embedding.
+
+    ```python
+    >>> import tamer_hf
+    >>> classifier = tamer_hf.pipeline("zero-shot-ecg-classification", model="org/tamer-ecg")
+    >>> classifier("record.hea", candidate_labels=["atrial fibrillation", "sinus rhythm"])
+    [{'label': 'atrial fibrillation', 'score': 0.93}, {'label': 'sinus rhythm', 'score': 0.07}]
+    ```
+
+    Scores:
+    - `multi_label=False` (default): the labels compete; `softmax(cosine / config.rada_temperature)` over the candidate
+      labels, so the scores sum to 1 (as zero-shot image/audio classification).
+    - `multi_label=True`: each label is scored on its own, in [0, 1]: a two-way softmax at the same temperature between
+      the label's prompt and its negation (`negative_template`, default "no {}"), i.e.
+      `sigmoid((cos(ecg, prompt) - cos(ecg, negated prompt)) / temperature)`. It says whether the ECG sits closer to
+      the finding than to its absence in the embedding space; it is **not a calibrated probability**, and the text
+      encoder's handling of negation limits it. Choose thresholds on labelled data.
+    - `function_to_apply="none"` returns the raw cosines, which is what AUCs are computed on
+      (`examples/zero_shot_eval.py`).
+    """
+
+    _load_processor = False
+    _load_image_processor = False
+    _load_feature_extractor = True
+    _load_tokenizer = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._text_embeds_cache: dict[tuple[str, ...], torch.Tensor] = {}
+
+    def __call__(self, inputs: Any, **kwargs: Any):
+        """Classify one ECG or a list of ECGs.
+
+        Args:
+            inputs: one ECG as a 2-D numpy array / torch tensor (leads × time or time × leads) with `sampling_rate=`,
+                a WFDB record path (`.hea`; the rate is read from the header), or a dict with `signal`,
+                `sampling_rate` and optionally `lead_names`; or a **list** of those (then a list of results is
+                returned; pass `batch_size=` to run the model on several at once).
+            candidate_labels (`list[str]`): the labels to score (shared by every ECG of the call).
+            hypothesis_template (`str`, defaults to `"{}"`): formats each label's text into the prompt.
+            label_descriptions (`dict[str, str]`, optional): label → clinical description; the description (through
+                the template) is what gets encoded, the label is what gets returned (see
+                `tamer_hf.evaluation.load_label_descriptions`).
+            multi_label (`bool`, defaults to `False`): independent per-label scores instead of a softmax over labels.
+            negative_template (`str`, defaults to `"no {}"`): the negated prompt used when `multi_label=True`.
+            function_to_apply (`str`, optional): `"none"` returns the raw cosines instead of probabilities.
+            top_k (`int`, optional): keep only the best `top_k` labels.
+            sampling_rate (`float`): Hz of array inputs. lead_names (`list[str]`): their leads, in order.
+
+        Returns:
+            `[{"label": str, "score": float}, ...]` sorted by decreasing score, or a list of such lists for a list input.
+        """
+        return super().__call__(inputs, **kwargs)
+
+    def _sanitize_parameters(self, candidate_labels=None, hypothesis_template=None, label_descriptions=None,
+                             multi_label=None, negative_template=None, function_to_apply=None, top_k=None,
+                             sampling_rate=None, lead_names=None, **kwargs):
+        if kwargs:
+            raise TypeError(f"Unexpected argument(s) for {TASK}: {sorted(kwargs)}.")
+        preprocess_params = {"sampling_rate": sampling_rate, "lead_names": lead_names}
+        if candidate_labels is not None:
+            preprocess_params["candidate_labels"] = _check_labels(candidate_labels)
+        if hypothesis_template is not None:
+            preprocess_params["hypothesis_template"] = hypothesis_template
+        if label_descriptions is not None:
+            preprocess_params["label_descriptions"] = dict(label_descriptions)
+        if multi_label is not None:
+            preprocess_params["multi_label"] = bool(multi_label)
+        if negative_template is not None:
+            preprocess_params["negative_template"] = negative_template
+        postprocess_params = {}
+        if multi_label is not None:
+            postprocess_params["multi_label"] = bool(multi_label)
+        if function_to_apply is not None:
+            if function_to_apply not in ("none", "default"):
+                raise ValueError(f"function_to_apply must be 'none' or 'default', got {function_to_apply!r}.")
+            postprocess_params["function_to_apply"] = function_to_apply
+        if top_k is not None:
+            if not isinstance(top_k, int) or top_k < 1:
+                raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
+            postprocess_params["top_k"] = top_k
+        return preprocess_params, {}, postprocess_params
+
+    def preprocess(self, inputs, candidate_labels=None, hypothesis_template="{}", label_descriptions=None,
+                   multi_label=False, negative_template="no {}", sampling_rate=None, lead_names=None):
+        if candidate_labels is None:
+            raise ValueError("candidate_labels is required, e.g. candidate_labels=['atrial fibrillation', 'sinus rhythm'].")
+        features = self.feature_extractor(
+            _check_input(inputs), sampling_rate=sampling_rate, lead_names=lead_names, return_tensors="pt"
+        )
+        input_values = features["input_values"]  # (1, 12, 5000)
+        if input_values.shape[0] != 1:
+            raise ValueError(
+                f"Got a batch of {input_values.shape[0]} ECGs as one input; pass a list of ECGs to classify several."
+            )
+        prompts = _make_prompts(candidate_labels, hypothesis_template, label_descriptions)
+        negative_prompts = [negative_template.format(prompt) for prompt in prompts] if multi_label else []
+        return {
+            "input_values": input_values.to(self.dtype),
+            "candidate_labels": list(candidate_labels),
+            "prompts": prompts,
+            "negative_prompts": negative_prompts,
+        }
+
+    def _forward(self, model_inputs):
+        candidate_labels = model_inputs["candidate_labels"]
+        prompts, negative_prompts = model_inputs["prompts"], model_inputs["negative_prompts"]
+        if candidate_labels and not isinstance(candidate_labels[0], str):  # batched: one list per ECG
+            if any(labels != candidate_labels[0] for labels in candidate_labels):
+                raise ValueError("All ECGs of one batched call must share candidate_labels.")
+            prompts, negative_prompts = prompts[0], negative_prompts[0]
+        ecg_embeds = self.model.get_ecg_features(input_values=model_inputs["input_values"])  # (B, D)
+        cosine = ecg_embeds @ self._text_embeds(prompts).T  # (B, C)
+        outputs = {"cosine": cosine, "candidate_labels": candidate_labels}
+        if negative_prompts:
+            outputs["negative_cosine"] = ecg_embeds @ self._text_embeds(negative_prompts).T  # (B, C)
+        return outputs
+
+    def postprocess(self, model_outputs, multi_label=False, function_to_apply="default", top_k=None):
+        cosine = model_outputs["cosine"][0].float()  # (C,)
+        temperature = self.model.config.rada_temperature
+        if function_to_apply == "none":
+            scores = cosine
+        elif multi_label:
+            scores = torch.sigmoid((cosine - model_outputs["negative_cosine"][0].float()) / temperature)
+        else:
+            scores = torch.softmax(cosine / temperature, dim=0)
+        ranked = sorted(zip(scores.tolist(), model_outputs["candidate_labels"]), key=lambda pair: -pair[0])
+        return [{"label": label, "score": score} for score, label in ranked[:top_k]]
+
+    def _text_embeds(self, prompts: list[str]) -> torch.Tensor:
+        """Prompt embeddings (C, D), cached per prompt list: the frozen text encoder gives the same answer every call,
+        and re-encoding the labels for every ECG would dominate the cost of a call."""
+        key = tuple(prompts)
+        if key not in self._text_embeds_cache:
+            if len(self._text_embeds_cache) >= TEXT_CACHE_SIZE:
+                self._text_embeds_cache.pop(next(iter(self._text_embeds_cache)))
+            tokens = self.tokenizer(
+                prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS, return_tensors="pt"
+            ).to(self.device)
+            self._text_embeds_cache[key] = self.model.get_text_features(
+                input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
+            )
+        return self._text_embeds_cache[key]
+
+
+def _check_labels(candidate_labels) -> list[str]:
+    if isinstance(candidate_labels, str):
+        candidate_labels = [candidate_labels]
+    candidate_labels = list(candidate_labels)
+    if not candidate_labels:
+        raise ValueError("candidate_labels is empty; give at least one label.")
+    if not all(isinstance(label, str) and label.strip() for label in candidate_labels):
+        raise ValueError(f"candidate_labels must be non-empty strings, got {candidate_labels!r}.")
+    if len(set(candidate_labels)) != len(candidate_labels):
+        raise ValueError(f"candidate_labels has duplicates: {candidate_labels!r}.")
+    return candidate_labels
+
+
+def _check_input(inputs):
+    """Reject inputs the feature extractor would misread; files must exist and be readable."""
+    if isinstance(inputs, (str, os.PathLike)):
+        path = os.fspath(inputs)
+        header = path if path.endswith(".hea") else path + ".hea"
+        if not os.path.isfile(header) or not os.access(header, os.R_OK):
+            raise FileNotFoundError(f"Cannot read the WFDB header {header!r} (missing or unreadable).")
+        return path
+    if isinstance(inputs, (dict, np.ndarray, torch.Tensor)):
+        return inputs
+    raise TypeError(
+        f"An ECG must be a numpy array, a torch tensor, a WFDB .hea path or a dict with 'signal' and 'sampling_rate', "
+        f"got {type(inputs).__name__}."
+    )
+
+
+def _make_prompts(candidate_labels, hypothesis_template, label_descriptions) -> list[str]:
+    # Lower-cased because the pre-training reports are lower-cased (MERL preprocessing, paper_code.md §2.5).
+    descriptions = label_descriptions or {}
+    return [hypothesis_template.format(descriptions.get(label, label)).lower() for label in candidate_labels]
+
+
+def register_pipeline() -> None:
+    """Register the task with transformers' pipeline registry (called by `import tamer_hf`)."""
+    if TASK in PIPELINE_REGISTRY.get_supported_tasks():
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=ZeroShotECGClassificationPipeline, pt_model=AutoModel, type="multimodal"
+    )
+
+
+__all__ = ["ZeroShotECGClassificationPipeline", "register_pipeline", "TASK"]

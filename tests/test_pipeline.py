@@ -1,0 +1,290 @@
+"""The zero-shot ECG pipeline: scores against an independent computation, every input form, batching, bad inputs,
+and identical outputs from the three ways of loading a saved model."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import transformers
+
+import tamer_hf
+from tamer_hf.pipelines import TASK, pipeline, register_pipeline, save_pretrained_with_pipeline
+
+GEORGIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples" / "georgia"
+LABELS = ["atrial fibrillation", "sinus rhythm", "left bundle branch block"]
+
+
+def _tiny_model_and_processor():
+    try:
+        from tamer_hf.testing_utils import tiny_model_and_processor
+    except ImportError:  # TEMPORARY until tamer_hf.testing_utils lands
+        return _fallback_tiny_model_and_processor()
+    return tiny_model_and_processor()
+
+
+def _fallback_tiny_model_and_processor():
+    import tempfile
+
+    from transformers import BertTokenizer
+
+    words = "[PAD] [UNK] [CLS] [SEP] [MASK] no ecg : atrial fibrillation sinus rhythm left bundle branch block".split()
+    vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    Path(vocab).write_text("\n".join(words))
+    config = tamer_hf.TamerConfig(
+        ecg_stem_channels=8, ecg_channels=[8, 8, 8, 8], ecg_blocks_per_stage=[1, 1, 1, 1], spec_stem_channels=8,
+        spec_channels=[8, 8, 8, 8], projection_dim=16, wlai_num_heads=2, pool_num_heads=2,
+        text_config=dict(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32))
+    torch.manual_seed(0)
+    return tamer_hf.TamerModel(config), tamer_hf.TamerProcessor(tamer_hf.TamerFeatureExtractor(), BertTokenizer(vocab))
+
+
+@pytest.fixture(scope="session")
+def saved_model(tmp_path_factory):
+    """One tiny model saved with `custom_pipelines` (shared by every test: loading is the slow part)."""
+    model, processor = _tiny_model_and_processor()
+    directory = tmp_path_factory.mktemp("tamer") / "model"
+    save_pretrained_with_pipeline(model.eval(), processor, directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def classifier(saved_model):
+    return pipeline(TASK, model=str(saved_model))
+
+
+@pytest.fixture(scope="session")
+def ecgs():
+    rng = np.random.default_rng(0)
+    time = np.arange(5000) / 500
+    beats = np.sin(2 * np.pi * 1.2 * time) ** 21  # spiky, ECG-like
+    return [(beats * rng.uniform(0.5, 2.0, (12, 1)) + 0.05 * rng.normal(size=(12, 5000))).astype(np.float32)
+            for _ in range(5)]
+
+
+def independent_cosine(classifier, ecg, prompts, sampling_rate=500):
+    """Feature extractor + model + tokenizer called by hand, as a user would without the pipeline."""
+    model = classifier.model
+    input_values = classifier.feature_extractor(ecg, sampling_rate=sampling_rate, return_tensors="pt")["input_values"]
+    tokens = classifier.tokenizer(prompts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        ecg_embeds = model.get_ecg_features(input_values=input_values)
+        text_embeds = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+    return (ecg_embeds @ text_embeds.T)[0]
+
+
+def as_dict(result):
+    return {entry["label"]: entry["score"] for entry in result}
+
+
+def test_single_label_scores_are_the_tempered_softmax_of_cosines_sorted_and_sum_to_one(classifier, ecgs):
+    result = classifier(ecgs[0], sampling_rate=500, candidate_labels=LABELS)
+    scores = [entry["score"] for entry in result]
+    assert scores == sorted(scores, reverse=True)
+    assert sum(scores) == pytest.approx(1.0, abs=1e-6)
+    temperature = classifier.model.config.rada_temperature
+    expected = torch.softmax(independent_cosine(classifier, ecgs[0], LABELS) / temperature, dim=0)
+    assert as_dict(result) == pytest.approx(dict(zip(LABELS, expected.tolist())), abs=1e-5)
+
+
+def test_raw_cosines_are_returned_with_function_to_apply_none(classifier, ecgs):
+    result = classifier(ecgs[0], sampling_rate=500, candidate_labels=LABELS, function_to_apply="none")
+    expected = independent_cosine(classifier, ecgs[0], LABELS)
+    assert as_dict(result) == pytest.approx(dict(zip(LABELS, expected.tolist())), abs=1e-5)
+
+
+def test_multi_label_scores_are_independent_per_label_in_unit_interval(classifier, ecgs):
+    result = as_dict(classifier(ecgs[1], sampling_rate=500, candidate_labels=LABELS, multi_label=True))
+    assert all(0.0 <= score <= 1.0 for score in result.values())
+    temperature = classifier.model.config.rada_temperature
+    positive = independent_cosine(classifier, ecgs[1], LABELS)
+    negative = independent_cosine(classifier, ecgs[1], [f"no {label}" for label in LABELS])
+    expected = torch.sigmoid((positive - negative) / temperature)
+    assert result == pytest.approx(dict(zip(LABELS, expected.tolist())), abs=1e-5)
+    # independent: a label's score does not change when other labels are added or removed
+    alone = as_dict(classifier(ecgs[1], sampling_rate=500, candidate_labels=LABELS[:1], multi_label=True))
+    assert alone[LABELS[0]] == pytest.approx(result[LABELS[0]], abs=1e-6)
+
+
+def test_label_descriptions_and_template_change_the_encoded_text_not_the_returned_label(classifier, ecgs):
+    descriptions = {"AFIB": "atrial fibrillation", "SR": "sinus rhythm"}
+    described = classifier(ecgs[0], sampling_rate=500, candidate_labels=["AFIB", "SR"], label_descriptions=descriptions)
+    plain = classifier(ecgs[0], sampling_rate=500, candidate_labels=["atrial fibrillation", "sinus rhythm"])
+    assert {entry["label"] for entry in described} == {"AFIB", "SR"}
+    assert as_dict(described)["AFIB"] == pytest.approx(as_dict(plain)["atrial fibrillation"], abs=1e-6)
+    templated = as_dict(classifier(ecgs[0], sampling_rate=500, candidate_labels=LABELS, hypothesis_template="ecg: {}",
+                                   function_to_apply="none"))
+    expected = independent_cosine(classifier, ecgs[0], [f"ecg: {label}" for label in LABELS])
+    assert templated == pytest.approx(dict(zip(LABELS, expected.tolist())), abs=1e-5)
+
+
+def test_top_k_keeps_the_best_labels(classifier, ecgs):
+    full = classifier(ecgs[0], sampling_rate=500, candidate_labels=LABELS)
+    assert classifier(ecgs[0], sampling_rate=500, candidate_labels=LABELS, top_k=2) == full[:2]
+
+
+def test_every_input_form_gives_the_same_scores(classifier, ecgs, tmp_path):
+    wfdb = pytest.importorskip("wfdb")
+    ecg = ecgs[2]
+    reference = as_dict(classifier(ecg, sampling_rate=500, candidate_labels=LABELS))
+    leads = list(tamer_hf.CANONICAL_LEADS)
+    shuffled = [11, 0, 5, 3, 1, 2, 4, 6, 7, 8, 9, 10]
+    forms = {
+        "time-major array": (ecg.T, {"sampling_rate": 500}),
+        "torch tensor": (torch.from_numpy(ecg), {"sampling_rate": 500}),
+        "dict": ({"signal": ecg, "sampling_rate": 500}, {}),
+        "dict with reordered leads": (
+            {"signal": ecg[shuffled], "sampling_rate": 500, "lead_names": [leads[i] for i in shuffled]}, {}),
+    }
+    for name, (inputs, kwargs) in forms.items():
+        assert as_dict(classifier(inputs, candidate_labels=LABELS, **kwargs)) == pytest.approx(reference, abs=1e-5), name
+    # WFDB: the header's gain quantises the signal, so compare with the values read back from the file
+    wfdb.wrsamp("rec", fs=500, units=["mV"] * 12, sig_name=leads, p_signal=ecg.T.astype(np.float64), fmt=["16"] * 12,
+                write_dir=str(tmp_path))
+    stored, _ = wfdb.rdsamp(str(tmp_path / "rec"))
+    from_file = as_dict(classifier(str(tmp_path / "rec.hea"), candidate_labels=LABELS))
+    assert from_file == pytest.approx(as_dict(classifier(stored, sampling_rate=500, candidate_labels=LABELS)), abs=1e-5)
+    # a 250 Hz record is resampled by the feature extractor
+    assert len(classifier(ecg[:, ::2], sampling_rate=250, candidate_labels=LABELS)) == len(LABELS)
+
+
+def test_a_batch_gives_the_same_scores_as_one_by_one_calls(classifier, ecgs):
+    batched = classifier(ecgs, sampling_rate=500, candidate_labels=LABELS, batch_size=2)  # 2 + 2 + 1
+    assert len(batched) == len(ecgs)
+    for ecg, result in zip(ecgs, batched):
+        single = classifier(ecg, sampling_rate=500, candidate_labels=LABELS)
+        assert [entry["label"] for entry in result] == [entry["label"] for entry in single]
+        assert as_dict(result) == pytest.approx(as_dict(single), abs=1e-5)
+    multi = classifier(ecgs[:3], sampling_rate=500, candidate_labels=LABELS, batch_size=3, multi_label=True)
+    assert as_dict(multi[2]) == pytest.approx(
+        as_dict(classifier(ecgs[2], sampling_rate=500, candidate_labels=LABELS, multi_label=True)), abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    "inputs, kwargs, error, match",
+    [
+        ("ecg", {"candidate_labels": LABELS}, ValueError, "sampling_rate"),
+        ("ecg", {"sampling_rate": 500, "candidate_labels": []}, ValueError, "empty"),
+        ("ecg", {"sampling_rate": 500}, ValueError, "candidate_labels"),
+        ("ecg", {"sampling_rate": 500, "candidate_labels": ["a", "a"]}, ValueError, "duplicates"),
+        ("3d", {"sampling_rate": 500, "candidate_labels": LABELS}, ValueError, "list of ECGs"),
+        ("1d", {"sampling_rate": 500, "candidate_labels": LABELS}, ValueError, "2 dimensions"),
+        ("nan", {"sampling_rate": 500, "candidate_labels": LABELS}, ValueError, "NaN"),
+        ("missing.hea", {"candidate_labels": LABELS}, FileNotFoundError, "missing.hea"),
+        ("corrupt.hea", {"candidate_labels": LABELS}, ValueError, "Could not read"),
+        (3.5, {"sampling_rate": 500, "candidate_labels": LABELS}, TypeError, "numpy array"),
+        ("ecg", {"sampling_rate": 500, "candidate_labels": LABELS, "top_k": 0}, ValueError, "top_k"),
+    ],
+)
+def test_bad_inputs_give_clear_errors(classifier, ecgs, tmp_path, inputs, kwargs, error, match):
+    (tmp_path / "corrupt.hea").write_text("this is not a wfdb header\n")
+    (tmp_path / "corrupt.dat").write_bytes(b"\x00\x01")
+    examples = {
+        "ecg": ecgs[0],
+        "3d": np.stack(ecgs[:2]),
+        "1d": ecgs[0][0],
+        "nan": np.full((12, 5000), np.nan, dtype=np.float32),
+        "missing.hea": str(tmp_path / "missing.hea"),
+        "corrupt.hea": str(tmp_path / "corrupt.hea"),
+    }
+    with pytest.raises(error, match=match):
+        classifier(examples.get(inputs, inputs), **kwargs)
+
+
+@pytest.mark.skipif(not GEORGIA.is_dir(), reason="PhysioNet samples not available")
+def test_real_georgia_records_go_through_the_pipeline(classifier):
+    paths = sorted(glob.glob(str(GEORGIA / "*.hea")))
+    assert paths
+    results = classifier(paths, candidate_labels=LABELS, batch_size=8)
+    assert len(results) == len(paths)
+    for result in results:
+        assert sum(entry["score"] for entry in result) == pytest.approx(1.0, abs=1e-5)
+        assert all(np.isfinite(entry["score"]) for entry in result)
+
+
+def test_task_name_works_after_import_for_a_plain_checkpoint(classifier, tmp_path, ecgs):
+    """A folder written by `save_pretrained` alone (no custom_pipelines) resolves through the local registry."""
+    register_pipeline()
+    classifier.model.save_pretrained(tmp_path)
+    classifier.tokenizer.save_pretrained(tmp_path)
+    classifier.feature_extractor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.pop("custom_pipelines", None)  # written by save_pretrained_with_pipeline into the shared model's config
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    plain = transformers.pipeline(TASK, model=str(tmp_path), trust_remote_code=False)
+    assert isinstance(plain, tamer_hf.pipelines.ZeroShotECGClassificationPipeline)
+    expected = classifier(ecgs[0], sampling_rate=500, candidate_labels=LABELS)
+    assert as_dict(plain(ecgs[0], sampling_rate=500, candidate_labels=LABELS)) == pytest.approx(as_dict(expected))
+
+
+BLOCKED_PROCESS = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+
+    class BlockTamerHF:  # tamer_hf must not be importable here
+        def find_spec(self, name, path=None, target=None):
+            if name == "tamer_hf" or name.startswith("tamer_hf."):
+                raise ImportError("tamer_hf is blocked in this process")
+
+    sys.meta_path.insert(0, BlockTamerHF())
+    try:
+        import tamer_hf
+        sys.exit("tamer_hf was importable")
+    except ImportError:
+        pass
+    from transformers import pipeline
+
+    ecg = np.load(sys.argv[1])
+    labels = json.loads(sys.argv[2])
+    outputs = {}
+    for name, model in [("folder", sys.argv[3]), ("hub", "org/tamer-ecg")]:
+        classifier = pipeline("zero-shot-ecg-classification", model=model, trust_remote_code=True)
+        assert "tamer_hf" not in type(classifier).__module__, type(classifier).__module__
+        outputs[name] = [classifier(ecg, sampling_rate=500, candidate_labels=labels),
+                         classifier(ecg, sampling_rate=500, candidate_labels=labels, multi_label=True)]
+    print(json.dumps(outputs))
+    """
+)
+
+
+def make_hub_cache(hf_home: Path, saved_model: Path) -> None:
+    """The on-disk layout of a Hub download of `org/tamer-ecg` (hf_conventions §7(b))."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = hf_home / "hub" / "models--org--tamer-ecg"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    for file in saved_model.iterdir():
+        (snapshot / file.name).write_bytes(file.read_bytes())
+
+
+def test_same_outputs_via_import_folder_remote_code_and_offline_hub_cache(saved_model, ecgs, tmp_path):
+    in_process = pipeline(TASK, model=str(saved_model))
+    expected = [in_process(ecgs[3], sampling_rate=500, candidate_labels=LABELS),
+                in_process(ecgs[3], sampling_rate=500, candidate_labels=LABELS, multi_label=True)]
+    mixed = transformers.pipeline(TASK, model=str(saved_model), trust_remote_code=True)
+    assert as_dict(mixed(ecgs[3], sampling_rate=500, candidate_labels=LABELS)) == pytest.approx(as_dict(expected[0]))
+
+    np.save(tmp_path / "ecg.npy", ecgs[3])
+    (tmp_path / "run.py").write_text(BLOCKED_PROCESS)
+    make_hub_cache(tmp_path / "hf_home", saved_model)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    completed = subprocess.run(
+        [sys.executable, "-I", "run.py", str(tmp_path / "ecg.npy"), json.dumps(LABELS), str(saved_model)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    outputs = json.loads(completed.stdout.strip().splitlines()[-1])
+    for name in ["folder", "hub"]:
+        for got, want in zip(outputs[name], expected):
+            assert [entry["label"] for entry in got] == [entry["label"] for entry in want], name
+            assert as_dict(got) == pytest.approx(as_dict(want), abs=1e-6), name
