@@ -1,0 +1,128 @@
+"""TAMER configuration: the single source of every hyper-parameter of the model.
+
+Defaults follow the TAMER paper (Zhou et al., CVPR 2026) and, where it is silent, the MERL code it builds on; the
+comment next to each field says where the value comes from.
+"""
+
+from transformers import BertConfig, PreTrainedConfig
+
+CANONICAL_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+LOSS_TERMS = ("rlca", "uecr", "rada", "rgwr")
+
+
+class TamerConfig(PreTrainedConfig):
+    r"""Configuration of [`TamerModel`].
+
+    Args:
+        num_leads (`int`, defaults to 12): ECG leads, in the order of `lead_names`.
+        sampling_rate (`int`, defaults to 500): Hz of `input_values` (paper: 500 Hz).
+        num_samples (`int`, defaults to 5000): samples per record, 10 s at 500 Hz. The attention pooler has one learned
+            position per token, so the model accepts exactly this length; the feature extractor crops or pads to it.
+        lead_names (`list[str]`): canonical lead order I, II, III, aVR, aVL, aVF, V1-V6.
+        stft_n_fft, stft_win_length, stft_hop_length (`int`): Hann window of 0.25 s (125 samples) with a 62-point
+            overlap (hop 63), 125-point FFT -> 63 bins (paper §3; scipy.signal.stft defaults for that window).
+        spectrogram_log (`bool`, defaults to `False`): apply `log1p` to the magnitude (the paper shows linear magnitude).
+        ecg_stem_channels, ecg_channels, ecg_blocks_per_stage: 1D ResNet; [3, 4, 6, 3] is ResNet-34 (paper).
+        spec_stem_channels, spec_channels, spec_blocks_per_stage: the light 2D CNN of the spectrogram branch
+            (~3.4 M parameters with the defaults; the paper gives no architecture, see reference/paper_code.md §1.3).
+        projection_dim (`int`, defaults to 256): the shared latent size (MERL).
+        wlai_num_layers, wlai_num_heads: WLAI self-attention blocks over concat(ECG tokens, spectrogram tokens)
+            (paper: two residual blocks).
+        pool_num_heads (`int`, defaults to 4): heads of the class-token attention pooler (MERL AttentionPool).
+        uecr_dropout (`float`, defaults to 0.1): dropout making the two UECR views of the ECG embedding (MERL).
+        rgwr_num_heads (`int`, defaults to 1): heads of the RGWR cross-attention (paper: one Q, K, V).
+        text_config (`dict` or `BertConfig`): the frozen report encoder, default the shape of
+            `ncbi/MedCPT-Query-Encoder` (BERT-base, 30522 tokens).
+        text_pooling (`str`, defaults to `"cls"`): report global feature from the last hidden state of [CLS]
+            (`"cls"`, the MedCPT query embedding) or BERT's `pooler_output` (`"pooler"`, as MERL).
+        rlca_temperature, uecr_temperature, rada_temperature, rgwr_temperature (`float`, defaults to 0.04): InfoNCE
+            temperatures (paper: lambda = 0.04). `rada_temperature` also scales `logits_per_ecg` for zero-shot.
+        use_rlca, use_uecr, use_rada, use_rgwr (`bool`): switch each loss term (the paper's ablations).
+        exclude_positive_from_denominator (`bool`, defaults to `False`): the paper prints InfoNCE with 1[j != i] in
+            the denominator; MERL/CLIP code keeps the positive. `False` is the standard form.
+    """
+
+    model_type = "tamer"
+    sub_configs_defaults = {"text_config": BertConfig}
+
+    # data layout
+    num_leads: int = 12
+    sampling_rate: int = 500  # paper: MIMIC-IV-ECG at 500 Hz
+    num_samples: int = 5000  # 10 s
+    lead_names: list[str] | None = None  # None -> CANONICAL_LEADS
+    # spectrogram (paper: Hann 0.25 s, 62-point overlap)
+    stft_n_fft: int = 125
+    stft_win_length: int = 125
+    stft_hop_length: int = 63
+    spectrogram_log: bool = False
+    # ECG encoder: randomly initialised 1D ResNet-34 without max-pool (paper; MERL resnet1d)
+    ecg_stem_channels: int = 64
+    ecg_stem_kernel_size: int = 7
+    ecg_channels: list[int] | None = None  # None -> [64, 128, 256, 512]
+    ecg_blocks_per_stage: list[int] | None = None  # None -> [3, 4, 6, 3] (ResNet-34)
+    # spectrogram encoder: light 2D CNN
+    spec_stem_channels: int = 64
+    spec_channels: list[int] | None = None  # None -> [64, 128, 256, 384]
+    spec_blocks_per_stage: list[int] | None = None  # None -> [1, 1, 1, 1]
+    # shared space and fusion
+    projection_dim: int = 256  # MERL
+    wlai_num_layers: int = 2  # paper: z1 = l + att(l), z2 = z1 + att(z1)
+    wlai_num_heads: int = 4
+    attention_dropout: float = 0.0
+    pool_num_heads: int = 4  # MERL AttentionPool2d
+    uecr_dropout: float = 0.1  # MERL
+    rgwr_num_heads: int = 1
+    # report encoder (frozen)
+    text_config: dict | BertConfig | None = None
+    text_pooling: str = "cls"
+    # losses
+    rlca_temperature: float = 0.04  # paper: lambda = 0.04 (0.03 and 0.05 worse)
+    uecr_temperature: float = 0.04
+    rada_temperature: float = 0.04
+    rgwr_temperature: float = 0.04
+    use_rlca: bool = True
+    use_uecr: bool = True
+    use_rada: bool = True
+    use_rgwr: bool = True
+    exclude_positive_from_denominator: bool = False
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        if self.lead_names is None:
+            self.lead_names = list(CANONICAL_LEADS)
+        if self.ecg_channels is None:
+            self.ecg_channels = [64, 128, 256, 512]
+        if self.ecg_blocks_per_stage is None:
+            self.ecg_blocks_per_stage = [3, 4, 6, 3]
+        if self.spec_channels is None:
+            self.spec_channels = [64, 128, 256, 384]
+        if self.spec_blocks_per_stage is None:
+            self.spec_blocks_per_stage = [1, 1, 1, 1]
+        super().__post_init__(**kwargs)
+        self.validate_architecture()
+
+    def validate_architecture(self):
+        """Called by `@strict` validation and before `save_pretrained`."""
+        if len(self.lead_names) != self.num_leads:
+            raise ValueError(f"lead_names has {len(self.lead_names)} names but num_leads is {self.num_leads}.")
+        if len(self.ecg_channels) != len(self.ecg_blocks_per_stage):
+            raise ValueError("ecg_channels and ecg_blocks_per_stage must have the same length (one entry per stage).")
+        if len(self.spec_channels) != len(self.spec_blocks_per_stage):
+            raise ValueError("spec_channels and spec_blocks_per_stage must have the same length (one entry per stage).")
+        for name in ("wlai_num_heads", "pool_num_heads", "rgwr_num_heads"):
+            if self.projection_dim % getattr(self, name) != 0:
+                raise ValueError(f"projection_dim ({self.projection_dim}) must be divisible by {name}.")
+        if self.text_pooling not in ("cls", "pooler"):
+            raise ValueError(f"text_pooling must be 'cls' or 'pooler', got {self.text_pooling!r}.")
+        if self.stft_win_length > self.stft_n_fft:
+            raise ValueError("stft_win_length must not exceed stft_n_fft.")
+        for term in LOSS_TERMS:
+            if getattr(self, f"{term}_temperature") <= 0:
+                raise ValueError(f"{term}_temperature must be positive.")
+
+    @property
+    def enabled_losses(self) -> list[str]:
+        return [term for term in LOSS_TERMS if getattr(self, f"use_{term}")]
+
+
+__all__ = ["TamerConfig", "CANONICAL_LEADS"]

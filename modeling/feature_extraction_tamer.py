@@ -1,0 +1,369 @@
+"""Feature extractor: raw 12-lead ECGs (any rate, length, layout or lead order) -> `input_values` (B, 12, 5000).
+
+Steps, in order: read (array / tensor / list / WFDB path / dict) -> put leads first -> reorder leads by name (derive
+missing limb leads, zero-fill others) -> repair or reject NaN/Inf -> polyphase resampling to 500 Hz -> crop or pad to
+10 s -> normalise (default: per-record min-max over all leads to [0, 1], as MERL and TAMER).
+"""
+
+import os
+from fractions import Fraction
+
+import numpy as np
+import torch
+from transformers import BatchFeature, SequenceFeatureExtractor
+from transformers.utils import logging
+
+from .configuration_tamer import CANONICAL_LEADS
+from .modeling_tamer import stft_magnitude
+
+logger = logging.get_logger(__name__)
+
+NORMALIZATIONS = ("minmax", "zscore", "none")
+NAN_POLICIES = ("interpolate", "zero", "raise")
+MIN_SAMPLING_RATE, MAX_SAMPLING_RATE = 50, 20_000  # Hz; outside this a "sampling rate" is almost surely a mistake
+MIN_DURATION_S = 1.0
+EPSILON = 1e-8  # MERL/MELP min-max denominator guard
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Polyphase resampling (numpy re-implementation of scipy.signal.resample_poly with its default Kaiser(5.0) filter)
+
+
+def _lowpass_filter(up: int, down: int) -> np.ndarray:
+    max_rate = max(up, down)
+    half_len = 10 * max_rate
+    taps = np.arange(2 * half_len + 1) - half_len
+    cutoff = 1.0 / max_rate
+    h = cutoff * np.sinc(cutoff * taps) * np.kaiser(2 * half_len + 1, 5.0)
+    return h / h.sum() * up
+
+
+def resample_poly(signal: np.ndarray, up: int, down: int) -> np.ndarray:
+    """Resample (C, T) by up/down along time: zero-stuff by `up`, low-pass FIR, keep every `down`-th sample.
+
+    Each output sample only touches about len(filter)/up inputs, so we gather exactly those (polyphase) instead of
+    convolving the zero-stuffed signal: cheap even for awkward ratios such as 257 -> 500 Hz.
+    """
+    if up == down:
+        return signal
+    h = _lowpass_filter(up, down)
+    half_len = (len(h) - 1) // 2
+    length = signal.shape[-1]
+    out_len = -(-length * up // down)
+    pre_pad = down - half_len % down
+    h = np.concatenate([np.zeros(pre_pad), h])
+    first = (half_len + pre_pad) // down  # output index of the first sample aligned with input sample 0
+    taps_per_phase = -(-len(h) // up)
+    h = np.concatenate([h, np.zeros(taps_per_phase * up - len(h))])
+    t = (np.arange(out_len) + first) * down  # positions on the up-sampled grid
+    newest_input = t // up  # (out,)
+    phase = t - newest_input * up  # (out,)
+    inputs = newest_input[:, None] - np.arange(taps_per_phase)[None, :]  # (out, J)
+    weights = h[phase[:, None] + up * np.arange(taps_per_phase)[None, :]]  # (out, J)
+    valid = (inputs >= 0) & (inputs < length)
+    gathered = signal[:, np.clip(inputs, 0, length - 1)] * valid  # (C, out, J)
+    return np.einsum("coj,oj->co", gathered, weights)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Lead names
+
+
+def _lead_key(name: str) -> str:
+    return str(name).strip().upper().replace(" ", "")
+
+
+def reorder_leads(signal: np.ndarray, lead_names, target_leads) -> np.ndarray:
+    """(C, T) with `lead_names` -> (len(target_leads), T) in `target_leads` order.
+
+    Missing limb leads are derived from I and II when both are present (Einthoven/Goldberger: III = II - I,
+    aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2); any other missing lead is zero-filled with a warning.
+    """
+    keys = [_lead_key(name) for name in lead_names]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"lead_names has duplicates: {list(lead_names)}")
+    target_keys = [_lead_key(name) for name in target_leads]
+    unknown = [name for name, key in zip(lead_names, keys) if key not in target_keys]
+    if unknown:
+        raise ValueError(f"Unknown lead name(s) {unknown}; expected names among {list(target_leads)}.")
+    index = {key: i for i, key in enumerate(keys)}
+    out = np.zeros((len(target_leads), signal.shape[-1]), dtype=signal.dtype)
+    derived, zero_filled = [], []
+    for row, (name, key) in enumerate(zip(target_leads, target_keys)):
+        if key in index:
+            out[row] = signal[index[key]]
+        elif "I" in index and "II" in index and key in _LIMB_FORMULAS:
+            out[row] = _LIMB_FORMULAS[key](signal[index["I"]], signal[index["II"]])
+            derived.append(name)
+        else:
+            zero_filled.append(name)
+    if derived:
+        logger.info(f"Derived missing limb lead(s) {derived} from leads I and II.")
+    if zero_filled:
+        logger.warning(f"Lead(s) {zero_filled} are missing and were filled with zeros.")
+    return out
+
+
+_LIMB_FORMULAS = {
+    "III": lambda lead_i, lead_ii: lead_ii - lead_i,
+    "AVR": lambda lead_i, lead_ii: -(lead_i + lead_ii) / 2,
+    "AVL": lambda lead_i, lead_ii: lead_i - lead_ii / 2,
+    "AVF": lambda lead_i, lead_ii: lead_ii - lead_i / 2,
+}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Reading inputs
+
+
+def read_wfdb(path) -> tuple[np.ndarray, float, list[str]]:
+    """A WFDB record (`.hea` path or record name) -> ((C, T) millivolts, sampling rate, lead names)."""
+    try:
+        import wfdb
+    except ImportError as error:
+        raise ImportError("Reading WFDB records needs the `wfdb` package: pip install wfdb") from error
+    record = str(path)
+    if record.endswith(".hea"):
+        record = record[: -len(".hea")]
+    if not os.path.exists(record + ".hea"):
+        raise FileNotFoundError(f"WFDB header not found: {record}.hea")
+    try:
+        signal, fields = wfdb.rdsamp(record)
+    except Exception as error:  # wfdb raises many types for corrupt files
+        raise ValueError(f"Could not read WFDB record {record}: {error}") from error
+    return np.asarray(signal, dtype=np.float64).T, float(fields["fs"]), list(fields["sig_name"])
+
+
+def _as_numeric_array(values) -> np.ndarray:
+    if torch.is_tensor(values):
+        values = values.detach().cpu().float().numpy()
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"ECG data could not be turned into an array: {error}") from error
+    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise ValueError(f"ECG values must be numeric, got an array of dtype {array.dtype}.")
+    if np.iscomplexobj(array):
+        raise ValueError("ECG values must be real numbers, got complex values.")
+    return array.astype(np.float64)
+
+
+class TamerFeatureExtractor(SequenceFeatureExtractor):
+    r"""Turns raw ECGs into the model's `input_values` (B, 12, 5000).
+
+    Args:
+        feature_size (`int`, defaults to 12): number of leads.
+        sampling_rate (`int`, defaults to 500): the model's rate; inputs are resampled to it (polyphase).
+        num_samples (`int`, defaults to 5000): records are cropped (first 10 s) or zero-padded at the end to this.
+        lead_names (`list[str]`): the model's lead order (default I, II, III, aVR, aVL, aVF, V1-V6).
+        normalization (`str`, defaults to `"minmax"`): `"minmax"` per record over all leads to [0, 1] (MERL, TAMER),
+            `"zscore"` per lead, or `"none"`.
+        nan_policy (`str`, defaults to `"interpolate"`): NaN/Inf samples are linearly interpolated from their
+            neighbours in the lead (`"interpolate"`), set to 0 (`"zero"`) or rejected (`"raise"`). A lead with no finite
+            sample is always rejected, unless `"zero"`.
+        stft_n_fft, stft_win_length, stft_hop_length, spectrogram_log: as in `TamerConfig`, for `return_spectrogram`.
+
+    Which axis holds the leads: `channels_first=True/False` when given; otherwise the axis whose size equals the number
+    of leads (`len(lead_names)` when given, else 12); when both or neither axis match, the shorter axis.
+    """
+
+    model_input_names = ["input_values"]
+
+    def __init__(
+        self,
+        feature_size: int = 12,
+        sampling_rate: int = 500,
+        num_samples: int = 5000,
+        padding_value: float = 0.0,
+        lead_names: list[str] | None = None,
+        normalization: str = "minmax",
+        nan_policy: str = "interpolate",
+        stft_n_fft: int = 125,
+        stft_win_length: int = 125,
+        stft_hop_length: int = 63,
+        spectrogram_log: bool = False,
+        **kwargs,
+    ):
+        kwargs.setdefault("return_attention_mask", False)
+        super().__init__(feature_size=feature_size, sampling_rate=sampling_rate, padding_value=padding_value, **kwargs)
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        if nan_policy not in NAN_POLICIES:
+            raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+        self.num_samples = num_samples
+        self.lead_names = list(lead_names) if lead_names is not None else list(CANONICAL_LEADS)
+        self.normalization = normalization
+        self.nan_policy = nan_policy
+        self.stft_n_fft = stft_n_fft
+        self.stft_win_length = stft_win_length
+        self.stft_hop_length = stft_hop_length
+        self.spectrogram_log = spectrogram_log
+
+    # ------------------------------------------------------------------ public entry point
+    def __call__(
+        self,
+        ecg,
+        sampling_rate: float | None = None,
+        lead_names: list[str] | None = None,
+        channels_first: bool | None = None,
+        return_tensors: str | None = None,
+        return_spectrogram: bool = False,
+        **kwargs,
+    ) -> BatchFeature:
+        """Prepare one record or a batch.
+
+        Args:
+            ecg: one record as a 2-D array/tensor/nested list, a batch as a 3-D array or a list of 2-D records (their
+                lengths may differ), a WFDB record path (`.hea`) or a list of paths, or a dict (or list of dicts)
+                with keys `signal`, `sampling_rate` and optionally `lead_names`.
+            sampling_rate: Hz of the given arrays. Required for arrays; WFDB headers and dicts carry their own.
+            lead_names: the leads of the given arrays, in their order; they are reordered to the model's order.
+            channels_first: layout of the given arrays; decided from the shape when omitted (see class docstring).
+            return_tensors: `"pt"` or `"np"`.
+            return_spectrogram: also return `spectrogram` (B, 12, 63, 81), exactly what the model computes.
+        """
+        records = self._split_records(ecg, sampling_rate, lead_names)
+        values = np.stack(
+            [self._prepare_record(signal, rate, names, channels_first, index) for index, (signal, rate, names) in enumerate(records)]
+        ).astype(np.float32)  # (B, 12, 5000)
+        data = {"input_values": values}
+        if return_spectrogram:
+            data["spectrogram"] = self.spectrogram(values).numpy()
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def spectrogram(self, input_values) -> torch.Tensor:
+        """(B, 12, T) prepared ECGs -> (B, 12, 63, 81) STFT magnitude (the model's own function)."""
+        values = torch.as_tensor(np.asarray(input_values, dtype=np.float32))
+        window = torch.hann_window(self.stft_win_length)
+        return stft_magnitude(values, window, self.stft_n_fft, self.stft_hop_length, self.spectrogram_log)
+
+    # ------------------------------------------------------------------ input parsing
+    def _split_records(self, ecg, sampling_rate, lead_names):
+        """-> list of (raw array, sampling rate, lead names or None)."""
+        if isinstance(ecg, (str, os.PathLike)):
+            return [self._read_path(ecg, sampling_rate)]
+        if isinstance(ecg, dict):
+            return [self._read_dict(ecg, sampling_rate, lead_names)]
+        if isinstance(ecg, (list, tuple)) and len(ecg) > 0 and all(isinstance(item, (str, os.PathLike, dict)) for item in ecg):
+            return [item for entry in ecg for item in self._split_records(entry, sampling_rate, lead_names)]
+        if isinstance(ecg, (list, tuple)) and len(ecg) > 0 and all(_is_array_like_2d(item) for item in ecg):
+            return [(_as_numeric_array(item), sampling_rate, lead_names) for item in ecg]
+        array = _as_numeric_array(ecg)
+        if array.ndim == 2:
+            return [(array, sampling_rate, lead_names)]
+        if array.ndim == 3:
+            return [(record, sampling_rate, lead_names) for record in array]
+        raise ValueError(
+            f"Expected one ECG with 2 dimensions (leads, time) or a batch with 3 dimensions, got {array.ndim} "
+            f"dimension(s) with shape {array.shape}."
+        )
+
+    def _read_path(self, path, sampling_rate):
+        signal, header_rate, names = read_wfdb(path)
+        if sampling_rate is not None and float(sampling_rate) != header_rate:
+            raise ValueError(f"sampling_rate={sampling_rate} contradicts the {header_rate} Hz in the header of {path}.")
+        return signal, header_rate, names
+
+    def _read_dict(self, record, sampling_rate, lead_names):
+        signal = record.get("signal", record.get("ecg"))
+        if signal is None:
+            raise ValueError(f"An ECG dict needs a 'signal' entry, got keys {sorted(record)}.")
+        rate = record.get("sampling_rate", sampling_rate)
+        return _as_numeric_array(signal), rate, record.get("lead_names", lead_names)
+
+    # ------------------------------------------------------------------ one record
+    def _prepare_record(self, signal, sampling_rate, lead_names, channels_first, index):
+        where = f"ECG #{index}: "
+        try:
+            rate = self._check_sampling_rate(sampling_rate)
+            signal = self._leads_first(signal, lead_names, channels_first)
+            if lead_names is not None:
+                signal = reorder_leads(signal, lead_names, self.lead_names)
+            elif signal.shape[0] != self.feature_size:
+                raise ValueError(
+                    f"got {signal.shape[0]} leads but the model expects {self.feature_size}; pass `lead_names` to say "
+                    "which leads these are (missing leads are derived or zero-filled)."
+                )
+            if signal.shape[1] / rate < MIN_DURATION_S:
+                raise ValueError(f"the record lasts {signal.shape[1] / rate:.3f} s; at least {MIN_DURATION_S} s is needed.")
+            signal = self._repair_non_finite(signal, lead_names or self.lead_names)
+            signal = self._resample(signal, rate)
+            signal = self._crop_or_pad(signal)
+            return self._normalize(signal)
+        except ValueError as error:
+            raise ValueError(where + str(error)) from None
+
+    def _check_sampling_rate(self, sampling_rate) -> float:
+        if sampling_rate is None:
+            raise ValueError(
+                "no sampling_rate given. Pass `sampling_rate=` (Hz) with array inputs so the ECG can be resampled to "
+                f"{self.sampling_rate} Hz; WFDB files and dicts carry their own."
+            )
+        try:
+            rate = float(sampling_rate)
+        except (TypeError, ValueError):
+            raise ValueError(f"sampling_rate must be a number of Hz, got {sampling_rate!r}.") from None
+        if not np.isfinite(rate) or not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
+            raise ValueError(f"sampling_rate={sampling_rate} Hz is outside the plausible range {MIN_SAMPLING_RATE}-{MAX_SAMPLING_RATE} Hz.")
+        return rate
+
+    def _leads_first(self, signal, lead_names, channels_first):
+        if signal.ndim != 2:
+            raise ValueError(f"one ECG must have 2 dimensions (leads, time), got shape {signal.shape}.")
+        if signal.size == 0:
+            raise ValueError(f"the ECG is empty (shape {signal.shape}).")
+        if channels_first is None:
+            num_leads = len(lead_names) if lead_names is not None else self.feature_size
+            rows_match, cols_match = signal.shape[0] == num_leads, signal.shape[1] == num_leads
+            channels_first = rows_match if rows_match != cols_match else signal.shape[0] <= signal.shape[1]
+        return signal if channels_first else signal.T
+
+    def _repair_non_finite(self, signal, lead_names):
+        finite = np.isfinite(signal)
+        if finite.all():
+            return signal
+        if self.nan_policy == "raise":
+            raise ValueError(f"the ECG has {int((~finite).sum())} NaN/Inf sample(s) and nan_policy='raise'.")
+        if self.nan_policy == "zero":
+            return np.where(finite, signal, 0.0)
+        dead = [name for name, lead_finite in zip(lead_names, finite) if not lead_finite.any()]
+        if dead:
+            raise ValueError(
+                f"lead(s) {dead} contain no finite value (all NaN/Inf); drop the record or use nan_policy='zero'."
+            )
+        repaired = signal.copy()
+        time = np.arange(signal.shape[1])
+        for lead in np.flatnonzero(~finite.all(axis=1)):
+            good = finite[lead]
+            repaired[lead, ~good] = np.interp(time[~good], time[good], signal[lead, good])
+        return repaired
+
+    def _resample(self, signal, rate):
+        ratio = Fraction(self.sampling_rate) / Fraction(rate).limit_denominator(1000)
+        up, down = ratio.numerator, ratio.denominator
+        # only the first num_samples at the target rate are kept: drop the rest first (plus a filter margin)
+        needed = int(np.ceil(self.num_samples * down / up)) + 10 * max(up, down) // up + 1
+        return resample_poly(signal[:, :needed], up, down)
+
+    def _crop_or_pad(self, signal):
+        length = signal.shape[1]
+        if length >= self.num_samples:
+            return signal[:, : self.num_samples]
+        return np.pad(signal, ((0, 0), (0, self.num_samples - length)), constant_values=self.padding_value)
+
+    def _normalize(self, signal):
+        if self.normalization == "minmax":
+            low, high = signal.min(), signal.max()
+            return (signal - low) / (high - low + EPSILON)
+        if self.normalization == "zscore":
+            return (signal - signal.mean(axis=1, keepdims=True)) / (signal.std(axis=1, keepdims=True) + EPSILON)
+        return signal
+
+
+def _is_array_like_2d(item) -> bool:
+    return (torch.is_tensor(item) or isinstance(item, np.ndarray)) and item.ndim == 2 or (
+        isinstance(item, (list, tuple)) and len(item) > 0 and isinstance(item[0], (list, tuple, np.ndarray))
+    )
+
+
+__all__ = ["TamerFeatureExtractor", "resample_poly", "reorder_leads", "read_wfdb"]

@@ -1,0 +1,504 @@
+"""TAMER: tri-modal (ECG waveform, STFT spectrogram, clinical report) contrastive model.
+
+Zhou et al., "TAMER", CVPR 2026. The model's pieces, top-down:
+
+    input_values (B, 12, 5000) ──► stft_magnitude ──► spectrogram (B, 12, 63, 81)
+          │                                               │
+    ResNet-34-1D ──► ECG tokens l^t (B, 313, D)     2D CNN ──► spectrogram tokens l^f (B, 88, D)
+          └───────── RLCA: L_CL(mean l^t, mean l^f) ─────┘
+          └──── WLAI: 2 × self-attention over concat(l^t, l^f) → attention pool → z^e (B, D)
+                      UECR: L_CL(dropout(z^e), dropout(z^e))
+    frozen BERT report encoder ──► words l^r, global g^r, [CLS]-attention word weights w
+                      RADA: L_CL(z^e, g^r)
+                      RGWR: cross-attention ECG tokens ⇄ words, weighted token-level InfoNCE inside each sample
+
+Shapes in comments use the default configuration (D = projection_dim = 256).
+"""
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BertModel, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.utils import ModelOutput
+
+from .configuration_tamer import TamerConfig
+
+# A gather function maps this process's (n, D) embeddings to the (N, D) embeddings of the global batch (with
+# gradients) and returns the offset of this process's rows inside it. `None` means a single process.
+GatherFn = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Spectrogram
+
+
+def stft_frame_count(num_samples: int, win_length: int, hop_length: int) -> int:
+    """Frames of `scipy.signal.stft(boundary="zeros", padded=True)`: 81 for 5000 samples, window 125, hop 63."""
+    padded = num_samples + 2 * (win_length // 2)
+    padded += (-(padded - win_length)) % hop_length
+    return (padded - win_length) // hop_length + 1
+
+
+def stft_magnitude(signal: torch.Tensor, window: torch.Tensor, n_fft: int, hop_length: int, log: bool = False):
+    """|STFT| of each lead, equal to `abs(scipy.signal.stft(x, nperseg=len(window), noverlap=len(window) - hop))`.
+
+    scipy's defaults extend the signal with len(window)//2 zeros at both ends, zero-pad the end to a whole number of
+    hops and scale by 1 / sum(window) ("spectrum" scaling); torch.stft(center=False) on that padded signal matches.
+    """
+    batch, leads, length = signal.shape
+    win_length = window.shape[0]
+    half = win_length // 2
+    end_pad = (-(length + 2 * half - win_length)) % hop_length
+    flat = F.pad(signal.reshape(batch * leads, length).float(), (half, half + end_pad))  # (B*12, 5000 + 165)
+    with torch.autocast(device_type=signal.device.type, enabled=False):
+        spec = torch.stft(
+            flat, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window.float(),
+            center=False, return_complex=True,
+        )  # (B*12, 63, 81)
+    magnitude = spec.abs() / window.sum()
+    if log:
+        magnitude = torch.log1p(magnitude)
+    return magnitude.reshape(batch, leads, *magnitude.shape[-2:])  # (B, 12, 63, 81)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Convolutional encoders (one residual implementation for the 1D ECG and the 2D spectrogram branch)
+
+
+def conv_output_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
+    return (length + 2 * padding - kernel_size) // stride + 1
+
+
+class ResidualBlock(GradientCheckpointingLayer):
+    """ResNet basic block (two 3-wide convolutions + batch norm) in 1 or 2 dimensions."""
+
+    def __init__(self, dims: int, in_channels: int, out_channels: int, stride: int):
+        super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        self.conv1 = conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = norm(out_channels)
+        self.conv2 = conv(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
+        self.norm2 = norm(out_channels)
+        self.shortcut = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(conv(in_channels, out_channels, 1, stride=stride, bias=False), norm(out_channels))
+
+    def forward(self, hidden):
+        residual = self.shortcut(hidden)
+        hidden = F.relu(self.norm1(self.conv1(hidden)))
+        hidden = self.norm2(self.conv2(hidden))
+        return F.relu(hidden + residual)
+
+
+class ResNetEncoder(nn.Module):
+    """Stem convolution + stages of residual blocks; the first stage keeps the resolution, later ones halve it.
+
+    No max-pool (MERL's resnet1d), so a 5000-sample ECG becomes 313 time tokens with the ResNet-34 layout.
+    """
+
+    def __init__(self, dims, in_channels, stem_channels, stem_kernel_size, stem_stride, channels, blocks_per_stage):
+        super().__init__()
+        conv = nn.Conv1d if dims == 1 else nn.Conv2d
+        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
+        self.stem = nn.Sequential(
+            conv(in_channels, stem_channels, stem_kernel_size, stride=stem_stride, padding=stem_kernel_size // 2, bias=False),
+            norm(stem_channels),
+            nn.ReLU(inplace=True),
+        )
+        blocks, width = [], stem_channels
+        for stage, (out_channels, num_blocks) in enumerate(zip(channels, blocks_per_stage)):
+            for index in range(num_blocks):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(ResidualBlock(dims, width, out_channels, stride))
+                width = out_channels
+        self.blocks = nn.ModuleList(blocks)
+        self.stem_geometry = (stem_kernel_size, stem_stride, stem_kernel_size // 2)
+        self.num_downsampling_stages = max(len(channels) - 1, 0)
+
+    def output_length(self, length: int) -> int:
+        length = conv_output_length(length, *self.stem_geometry)
+        for _ in range(self.num_downsampling_stages):
+            length = conv_output_length(length, 3, 2, 1)
+        return length
+
+    def forward(self, hidden):
+        hidden = self.stem(hidden)
+        for block in self.blocks:
+            hidden = block(hidden)
+        return hidden
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Fusion: WLAI
+
+
+class SelfAttentionBlock(GradientCheckpointingLayer):
+    """z = x + att(LN(x)) (pre-norm residual self-attention)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.attention = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+
+    def forward(self, tokens):
+        normed = self.norm(tokens)
+        attended, _ = self.attention(normed, normed, normed, need_weights=False)
+        return tokens + attended
+
+
+class AttentionPool(nn.Module):
+    """A learnable class token attends over the tokens (with learned positions) and becomes the pooled embedding."""
+
+    def __init__(self, dim: int, num_tokens: int, num_heads: int):
+        super().__init__()
+        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.position_embedding = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))
+        self.attention = nn.MultiheadAttention(dim, num_heads, batch_first=True)
+
+    def forward(self, tokens):
+        class_token = self.class_token.expand(tokens.shape[0], -1, -1)
+        sequence = torch.cat([class_token, tokens], dim=1) + self.position_embedding  # (B, 1 + 401, D)
+        pooled, _ = self.attention(sequence[:, :1], sequence, sequence, need_weights=False)  # (B, 1, D)
+        return pooled[:, 0]
+
+
+class WLAI(nn.Module):
+    """WLAI: z1 = l + att(l), z2 = z1 + att(z1), z^e = attpool(z2) over l = concat(l^t, l^f) (paper Eq. for WLAI)."""
+
+    def __init__(self, config: TamerConfig, num_tokens: int):
+        super().__init__()
+        dim = config.projection_dim
+        self.layers = nn.ModuleList(
+            SelfAttentionBlock(dim, config.wlai_num_heads, config.attention_dropout) for _ in range(config.wlai_num_layers)
+        )
+        self.norm = nn.LayerNorm(dim)
+        self.pool = AttentionPool(dim, num_tokens, config.pool_num_heads)
+
+    def forward(self, ecg_tokens, spec_tokens):
+        joint = torch.cat([ecg_tokens, spec_tokens], dim=1)  # (B, 313 + 88, D)
+        for layer in self.layers:
+            joint = layer(joint)
+        return self.pool(self.norm(joint))  # (B, D)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Losses
+
+
+def info_nce(logits: torch.Tensor, targets: torch.Tensor, exclude_positive: bool) -> torch.Tensor:
+    """-log softmax of the positive per row; with `exclude_positive` the denominator sums over j != i only."""
+    if not exclude_positive:
+        return F.cross_entropy(logits, targets)
+    positive = logits.gather(1, targets[:, None])[:, 0]
+    negatives = logits.scatter(1, targets[:, None], float("-inf"))
+    return (torch.logsumexp(negatives, dim=1) - positive).mean()
+
+
+def contrastive_loss(
+    embeds_a: torch.Tensor,
+    embeds_b: torch.Tensor,
+    temperature: float,
+    exclude_positive: bool = False,
+    gather: GatherFn | None = None,
+) -> torch.Tensor:
+    """L_CL: symmetric InfoNCE on cosine similarity, the mean of the a→b and b→a directions (paper Eq. for L_CL).
+
+    Every term (RLCA, UECR, RADA) uses this one function. With `gather`, each process scores its own rows against the
+    whole global batch, which gives the same gradient as one process holding the whole batch.
+    """
+    embeds_a = F.normalize(embeds_a, dim=-1)
+    embeds_b = F.normalize(embeds_b, dim=-1)
+    all_a, all_b, offset = embeds_a, embeds_b, 0
+    if gather is not None:
+        all_a, offset = gather(embeds_a)
+        all_b, _ = gather(embeds_b)
+    targets = torch.arange(embeds_a.shape[0], device=embeds_a.device) + offset
+    logits_a = embeds_a @ all_b.T / temperature  # (n, N)
+    logits_b = embeds_b @ all_a.T / temperature  # (n, N)
+    return (info_nce(logits_a, targets, exclude_positive) + info_nce(logits_b, targets, exclude_positive)) / 2
+
+
+def token_contrastive_loss(anchors, contexts, weights, valid, temperature):
+    """Weighted InfoNCE between tokens and their cross-attended contexts inside each sample.
+
+    For sample i and token k: -log exp(sim(a_k, c_k)/λ) / Σ_{j valid} exp(sim(a_k, c_j)/λ), weighted by w_k
+    (weights sum to 1 per sample) and averaged over the batch.
+    anchors, contexts: (B, K, D); weights: (B, K); valid: (B, K) bool.
+    """
+    anchors = F.normalize(anchors, dim=-1)
+    contexts = F.normalize(contexts, dim=-1)
+    logits = anchors @ contexts.transpose(1, 2) / temperature  # (B, K, K)
+    logits = logits.masked_fill(~valid[:, None, :], float("-inf"))
+    log_probs = torch.diagonal(logits.log_softmax(dim=-1), dim1=1, dim2=2)  # (B, K)
+    per_token = torch.where(valid, -log_probs, torch.zeros_like(log_probs))
+    return (weights * per_token).sum(dim=1).mean()
+
+
+class RGWR(nn.Module):
+    """RGWR: bidirectional cross-attention (learned Q, K, V) between ECG tokens and report words, then a token-level
+    InfoNCE inside each sample; words weighted by the report's [CLS] attention, ECG tokens uniformly (paper Eq. for
+    L_RGWR = (L_ECG + L_report), each with the 1/2 factor)."""
+
+    def __init__(self, config: TamerConfig):
+        super().__init__()
+        dim = config.projection_dim
+        self.ecg_to_words = nn.MultiheadAttention(dim, config.rgwr_num_heads, batch_first=True)
+        self.words_to_ecg = nn.MultiheadAttention(dim, config.rgwr_num_heads, batch_first=True)
+        self.temperature = config.rgwr_temperature
+
+    def forward(self, ecg_tokens, word_tokens, attention_mask, word_mask, word_weights):
+        # ecg_tokens (B, K, D); word_tokens (B, M, D); attention_mask, word_mask, word_weights (B, M)
+        ecg_context, _ = self.ecg_to_words(
+            ecg_tokens, word_tokens, word_tokens, key_padding_mask=attention_mask == 0, need_weights=False
+        )  # (B, K, D)
+        word_context, _ = self.words_to_ecg(word_tokens, ecg_tokens, ecg_tokens, need_weights=False)  # (B, M, D)
+        num_ecg_tokens = ecg_tokens.shape[1]
+        ecg_valid = torch.ones(ecg_tokens.shape[:2], dtype=torch.bool, device=ecg_tokens.device)
+        ecg_weights = torch.full(ecg_tokens.shape[:2], 1.0 / num_ecg_tokens, device=ecg_tokens.device)
+        loss_ecg = token_contrastive_loss(ecg_tokens, ecg_context, ecg_weights, ecg_valid, self.temperature)
+        loss_report = token_contrastive_loss(word_tokens, word_context, word_weights, word_mask, self.temperature)
+        return (loss_ecg + loss_report) / 2
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Model
+
+
+@dataclass
+class TamerOutput(ModelOutput):
+    """Outputs of [`TamerModel`]. Embeddings are L2-normalised; logits are cosine / `rada_temperature`."""
+
+    loss: torch.FloatTensor | None = None
+    loss_rlca: torch.FloatTensor | None = None
+    loss_uecr: torch.FloatTensor | None = None
+    loss_rada: torch.FloatTensor | None = None
+    loss_rgwr: torch.FloatTensor | None = None
+    ecg_embeds: torch.FloatTensor | None = None
+    text_embeds: torch.FloatTensor | None = None
+    logits_per_ecg: torch.FloatTensor | None = None
+    logits_per_text: torch.FloatTensor | None = None
+    word_weights: torch.FloatTensor | None = None
+
+
+@dataclass
+class TamerTextEncoding(ModelOutput):
+    """What the frozen report encoder gives (cacheable per unique report: it never changes during training)."""
+
+    last_hidden_state: torch.FloatTensor | None = None  # (B, L, H)
+    pooled: torch.FloatTensor | None = None  # (B, H)
+    word_weights: torch.FloatTensor | None = None  # (B, L), zero on [CLS], [SEP] and padding
+
+
+class TamerPreTrainedModel(PreTrainedModel):
+    config: TamerConfig
+    base_model_prefix = "tamer"
+    main_input_name = "input_values"
+    input_modalities = ("time", "text")
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["ResidualBlock", "SelfAttentionBlock"]
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(module, AttentionPool):
+            init.normal_(module.class_token, std=std)
+            init.normal_(module.position_embedding, std=std)
+        elif isinstance(module, TamerModel):
+            # non-persistent buffers come back as uninitialised memory from from_pretrained (transformers#48892)
+            init.copy_(module.stft_window, torch.hann_window(self.config.stft_win_length, dtype=torch.float32))
+
+
+class TamerModel(TamerPreTrainedModel):
+    def __init__(self, config: TamerConfig):
+        super().__init__(config)
+        dim = config.projection_dim
+        self.register_buffer("stft_window", torch.hann_window(config.stft_win_length), persistent=False)
+        self.ecg_encoder = ResNetEncoder(
+            1, config.num_leads, config.ecg_stem_channels, config.ecg_stem_kernel_size, 2,
+            config.ecg_channels, config.ecg_blocks_per_stage,
+        )
+        self.spec_encoder = ResNetEncoder(
+            2, config.num_leads, config.spec_stem_channels, 3, 1, config.spec_channels, config.spec_blocks_per_stage
+        )
+        self.ecg_token_projection = nn.Linear(config.ecg_channels[-1], dim)  # MERL's 1x1 "downconv"
+        self.spec_token_projection = nn.Linear(config.spec_channels[-1], dim)
+        self.wlai = WLAI(config, num_tokens=self.num_ecg_tokens + self.num_spec_tokens)
+
+        # A frozen BERT held inside the checkpoint; eager attention because the word weights need attention maps.
+        config.text_config._attn_implementation = "eager"
+        self.text_model = BertModel(config.text_config, add_pooling_layer=config.text_pooling == "pooler")
+        self.text_model.requires_grad_(False)
+        text_width = config.text_config.hidden_size
+        self.text_projection = nn.Sequential(nn.Linear(text_width, dim), nn.GELU(), nn.Linear(dim, dim))  # MERL proj_t
+        self.word_projection = nn.Linear(text_width, dim) if config.use_rgwr else None
+        self.rgwr = RGWR(config) if config.use_rgwr else None
+        self.post_init()
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def num_ecg_tokens(self) -> int:
+        return self.ecg_encoder.output_length(self.config.num_samples)  # 313
+
+    @property
+    def spectrogram_shape(self) -> tuple[int, int]:
+        cfg = self.config
+        return cfg.stft_n_fft // 2 + 1, stft_frame_count(cfg.num_samples, cfg.stft_win_length, cfg.stft_hop_length)
+
+    @property
+    def num_spec_tokens(self) -> int:
+        bins, frames = self.spectrogram_shape  # (63, 81)
+        return self.spec_encoder.output_length(bins) * self.spec_encoder.output_length(frames)  # 8 * 11 = 88
+
+    def train(self, mode: bool = True):
+        """The report encoder stays in eval mode (no dropout): it is frozen (paper)."""
+        super().train(mode)
+        self.text_model.eval()
+        return self
+
+    # ------------------------------------------------------------------ ECG side
+    def _check_input_values(self, input_values):
+        expected = (self.config.num_leads, self.config.num_samples)
+        if not torch.is_tensor(input_values) or input_values.ndim != 3 or tuple(input_values.shape[1:]) != expected:
+            shape = tuple(input_values.shape) if torch.is_tensor(input_values) else type(input_values).__name__
+            raise ValueError(
+                f"input_values must be a tensor of shape (batch, {expected[0]}, {expected[1]}), got {shape}. "
+                "Use TamerFeatureExtractor to resample, crop/pad and normalise raw ECGs."
+            )
+
+    def spectrogram(self, input_values: torch.Tensor) -> torch.Tensor:
+        """(B, 12, 5000) -> (B, 12, 63, 81) STFT magnitude, computed on the input's device."""
+        cfg = self.config
+        return stft_magnitude(input_values, self.stft_window, cfg.stft_n_fft, cfg.stft_hop_length, cfg.spectrogram_log)
+
+    def encode_ecg(self, input_values):
+        """Local tokens and global features of both ECG branches: (B, 313, D), (B, 88, D), (B, D), (B, D)."""
+        self._check_input_values(input_values)
+        ecg_maps = self.ecg_encoder(input_values)  # (B, 512, 313)
+        ecg_tokens = self.ecg_token_projection(ecg_maps.transpose(1, 2))  # (B, 313, D)
+        spectrogram = self.spectrogram(input_values).to(ecg_maps.dtype)  # (B, 12, 63, 81)
+        spec_maps = self.spec_encoder(spectrogram)  # (B, 384, 8, 11)
+        spec_tokens = self.spec_token_projection(spec_maps.flatten(2).transpose(1, 2))  # (B, 88, D)
+        return ecg_tokens, spec_tokens, ecg_tokens.mean(dim=1), spec_tokens.mean(dim=1)
+
+    def get_ecg_features(self, input_values: torch.Tensor) -> torch.Tensor:
+        """The zero-shot ECG embedding z^e, L2-normalised: (B, projection_dim)."""
+        ecg_tokens, spec_tokens, _, _ = self.encode_ecg(input_values)
+        return F.normalize(self.wlai(ecg_tokens, spec_tokens), dim=-1)
+
+    # ------------------------------------------------------------------ report side
+    @torch.no_grad()
+    def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> TamerTextEncoding:
+        """Run the frozen report encoder: word features, global feature and [CLS]→word attention weights."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        outputs = self.text_model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
+        hidden = outputs.last_hidden_state  # (B, L, H)
+        pooled = outputs.pooler_output if self.config.text_pooling == "pooler" else hidden[:, 0]
+        cls_attention = outputs.attentions[-1][:, :, 0, :].mean(dim=1)  # (B, L), averaged over heads
+        word_weights = cls_attention * word_mask_from(attention_mask)
+        word_weights = word_weights / word_weights.sum(dim=1, keepdim=True).clamp_min(torch.finfo(hidden.dtype).tiny)
+        return TamerTextEncoding(last_hidden_state=hidden, pooled=pooled, word_weights=word_weights)
+
+    def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """The projected report / prompt embedding g^r, L2-normalised: (B, projection_dim)."""
+        encoding = self.encode_text(input_ids, attention_mask)
+        return F.normalize(self.text_projection(encoding.pooled), dim=-1)
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        input_values: torch.Tensor,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        text_encoding: TamerTextEncoding | None = None,
+        return_loss: bool | None = None,
+        gather: GatherFn | None = None,
+        **kwargs,
+    ) -> TamerOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(B, num_leads, num_samples)`): normalised ECGs.
+        input_ids, attention_mask: the tokenised reports (or prompts).
+        text_encoding ([`TamerTextEncoding`], *optional*): cached output of `encode_text` used instead of `input_ids`.
+        return_loss (`bool`, *optional*): compute the enabled loss terms (default: when the model is training).
+        gather (*optional*): makes RLCA, UECR and RADA contrast against the global batch of all processes (see
+            `tamer_hf.distributed.gather_with_grad`); RGWR is inside each sample and needs no gathering.
+        """
+        cfg = self.config
+        return_loss = self.training if return_loss is None else return_loss
+        ecg_tokens, spec_tokens, ecg_global, spec_global = self.encode_ecg(input_values)
+        ecg_embeds = self.wlai(ecg_tokens, spec_tokens)  # z^e (B, D)
+
+        has_text = input_ids is not None or text_encoding is not None
+        text_embeds = logits_per_ecg = logits_per_text = None
+        if has_text:
+            if text_encoding is None:
+                text_encoding = self.encode_text(input_ids, attention_mask)
+            if attention_mask is None:
+                attention_mask = torch.ones(text_encoding.last_hidden_state.shape[:2], device=ecg_embeds.device)
+            text_embeds = F.normalize(self.text_projection(text_encoding.pooled.to(ecg_embeds.dtype)), dim=-1)
+            logits_per_ecg = F.normalize(ecg_embeds, dim=-1) @ text_embeds.T / cfg.rada_temperature
+            logits_per_text = logits_per_ecg.T
+
+        losses = {}
+        if return_loss:
+            exclude = cfg.exclude_positive_from_denominator
+            if cfg.use_rlca:
+                losses["rlca"] = contrastive_loss(ecg_global, spec_global, cfg.rlca_temperature, exclude, gather)
+            if cfg.use_uecr:
+                view_u = F.dropout(ecg_embeds, cfg.uecr_dropout, self.training)
+                view_v = F.dropout(ecg_embeds, cfg.uecr_dropout, self.training)
+                losses["uecr"] = contrastive_loss(view_u, view_v, cfg.uecr_temperature, exclude, gather)
+            if has_text and cfg.use_rada:
+                losses["rada"] = contrastive_loss(ecg_embeds, text_embeds, cfg.rada_temperature, exclude, gather)
+            if has_text and cfg.use_rgwr:
+                word_tokens = self.word_projection(text_encoding.last_hidden_state.to(ecg_tokens.dtype))  # (B, L, D)
+                word_mask = word_mask_from(attention_mask).bool()
+                losses["rgwr"] = self.rgwr(
+                    ecg_tokens, word_tokens, attention_mask, word_mask, text_encoding.word_weights.to(ecg_tokens.dtype)
+                )
+        return TamerOutput(
+            loss=sum(losses.values()) if losses else None,
+            loss_rlca=losses.get("rlca"),
+            loss_uecr=losses.get("uecr"),
+            loss_rada=losses.get("rada"),
+            loss_rgwr=losses.get("rgwr"),
+            ecg_embeds=F.normalize(ecg_embeds, dim=-1),
+            text_embeds=text_embeds,
+            logits_per_ecg=logits_per_ecg,
+            logits_per_text=logits_per_text,
+            word_weights=text_encoding.word_weights if has_text else None,
+        )
+
+    # ------------------------------------------------------------------ construction from a pretrained text encoder
+    @classmethod
+    def from_text_pretrained(cls, text_model_name_or_path: str, **config_kwargs) -> "TamerModel":
+        """A randomly initialised TAMER whose frozen report encoder is a pretrained BERT-family checkpoint
+        (default in the paper: `ncbi/MedCPT-Query-Encoder`). The encoder is stored inside every saved TAMER
+        checkpoint, so loading one later never fetches it again."""
+        text_model = BertModel.from_pretrained(text_model_name_or_path, add_pooling_layer=False)
+        config = TamerConfig(text_config=text_model.config.to_dict(), **config_kwargs)
+        model = cls(config)
+        missing, unexpected = model.text_model.load_state_dict(text_model.state_dict(), strict=False)
+        if unexpected or [key for key in missing if not key.startswith("pooler.")]:
+            raise ValueError(f"{text_model_name_or_path} does not fit a BERT encoder: missing {missing}, unexpected {unexpected}")
+        return model
+
+
+def word_mask_from(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that hold report words: attended tokens minus [CLS] (first) and [SEP] (last attended)."""
+    mask = attention_mask.clone()
+    mask[:, 0] = 0
+    last = attention_mask.sum(dim=1).long() - 1  # (B,)
+    mask[torch.arange(mask.shape[0], device=mask.device), last.clamp_min(0)] = 0
+    return mask
+
+
+__all__ = ["TamerModel", "TamerPreTrainedModel", "TamerOutput", "TamerTextEncoding", "contrastive_loss", "stft_magnitude"]
