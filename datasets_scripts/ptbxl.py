@@ -36,12 +36,12 @@ def statement_map(scp_statements: pd.DataFrame, task: str) -> dict[str, str]:
     """{SCP code: task label} from scp_statements.csv (index = code)."""
     if task == "super":
         rows = scp_statements[scp_statements["diagnostic"] == 1]
-        return rows["diagnostic_class"].dropna().to_dict()
+        return {code: name.rstrip("_") for code, name in rows["diagnostic_class"].dropna().items()}
     if task == "sub":
         rows = scp_statements[scp_statements["diagnostic"] == 1]
-        return rows["diagnostic_subclass"].dropna().to_dict()
+        return {code: name.rstrip("_") for code, name in rows["diagnostic_subclass"].dropna().items()}
     flagged = scp_statements[scp_statements[task] == 1]
-    return {code: code for code in flagged.index}
+    return {code: code.rstrip("_") for code in flagged.index}  # STD_ -> STD, as in the MERL label lists
 
 
 def task_labels(scp_codes: str, code_map: dict) -> list[str]:
