@@ -115,7 +115,7 @@ class ZeroShotECGClassificationPipeline(Pipeline):
             raise ValueError(
                 f"Got a batch of {input_values.shape[0]} ECGs as one input; pass a list of ECGs to classify several."
             )
-        prompts = _make_prompts(candidate_labels, hypothesis_template, label_descriptions)
+        prompts = make_prompts(candidate_labels, hypothesis_template, label_descriptions)
         negative_prompts = [negative_template.format(prompt) for prompt in prompts] if multi_label else []
         return {
             "input_values": input_values.to(self.dtype),
@@ -158,7 +158,8 @@ class ZeroShotECGClassificationPipeline(Pipeline):
             if len(self._text_embeds_cache) >= TEXT_CACHE_SIZE:
                 self._text_embeds_cache.pop(next(iter(self._text_embeds_cache)))
             tokens = self.tokenizer(
-                prompts, padding=True, truncation=True, max_length=MAX_PROMPT_TOKENS, return_tensors="pt"
+                prompts, padding=True, truncation=True, max_length=prompt_max_length(self.model.config),
+                return_tensors="pt",
             ).to(self.device)
             self._text_embeds_cache[key] = self.model.get_text_features(
                 input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]
@@ -195,10 +196,16 @@ def _check_input(inputs):
     )
 
 
-def _make_prompts(candidate_labels, hypothesis_template, label_descriptions) -> list[str]:
+def make_prompts(candidate_labels, hypothesis_template="{}", label_descriptions=None) -> list[str]:
+    """The text encoded for each label: its description (else the label) through the template, lower-cased."""
     # Lower-cased because the pre-training reports are lower-cased (MERL preprocessing, paper_code.md §2.5).
     descriptions = label_descriptions or {}
     return [hypothesis_template.format(descriptions.get(label, label)).lower() for label in candidate_labels]
+
+
+def prompt_max_length(config) -> int:
+    """Prompts are truncated like MERL's (256 tokens), and never beyond the text encoder's positions."""
+    return min(MAX_PROMPT_TOKENS, config.text_config.max_position_embeddings)
 
 
 def register_pipeline() -> None:
@@ -210,4 +217,4 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["ZeroShotECGClassificationPipeline", "register_pipeline", "TASK"]
+__all__ = ["ZeroShotECGClassificationPipeline", "make_prompts", "prompt_max_length", "register_pipeline", "TASK"]

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import os
 import numpy as np
+import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.preprocessing import StandardScaler
+
+from .modeling.pipeline_tamer import make_prompts, prompt_max_length  # noqa: F401  (one prompt recipe for both)
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 LINEAR_PROBE_FRACTIONS = (0.01, 0.1, 1.0)  # MERL/TAMER linear-probing protocol: 1 %, 10 %, 100 % of the train split
@@ -56,10 +59,43 @@ def _read_json(path, packaged_name: str) -> dict:
         return json.load(handle)
 
 
-def build_prompts(labels: list[str], descriptions: dict[str, str] | None = None) -> list[str]:
-    """The text scored for each label: its description when there is one, else the label itself."""
-    descriptions = descriptions or {}
-    return [descriptions.get(label, label) for label in labels]
+def label_set_of(dataset, task: str | None = None) -> str | None:
+    """The description section for a dataset written by `datasets_scripts` (`ptbxl` + task -> `ptbxl_super`)."""
+    from datasets_scripts.common import dataset_metadata
+
+    source = dataset_metadata(dataset).get("tamer_source")
+    if source == "ptbxl":
+        return f"ptbxl_{task or 'super'}"
+    return source
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Embeddings (the model side of the zero-shot score)
+
+
+@torch.no_grad()
+def embed_ecgs(model, feature_extractor, ecgs, sampling_rate: int = 500, batch_size: int = 64) -> np.ndarray:
+    """z^e for every record: (N, D). `ecgs` is an array (N, 12, T) or a `datasets.Dataset` with an `ecg` column."""
+    if hasattr(ecgs, "with_format"):
+        ecgs = ecgs.with_format("numpy")
+    device = next(model.parameters()).device
+    embeds = []
+    for start in range(0, len(ecgs), batch_size):
+        batch = ecgs[start:start + batch_size]
+        batch = np.asarray(batch["ecg"] if isinstance(batch, dict) else batch, dtype=np.float32)  # (b, 12, T)
+        input_values = feature_extractor(batch, sampling_rate=sampling_rate, return_tensors="pt")["input_values"]
+        embeds.append(model.get_ecg_features(input_values=input_values.to(device)).float().cpu().numpy())
+    return np.concatenate(embeds)
+
+
+@torch.no_grad()
+def embed_prompts(model, tokenizer, prompts: list[str]) -> np.ndarray:
+    """Prompt embeddings (C, D), tokenised exactly as the pipeline does."""
+    max_length = prompt_max_length(model.config)
+    tokens = tokenizer(prompts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    tokens = tokens.to(next(model.parameters()).device)
+    text = model.get_text_features(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+    return text.float().cpu().numpy()
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -15,41 +15,17 @@ import torch
 import transformers
 
 import tamer_hf
+from tamer_hf.testing_utils import tiny_model_and_processor
 from tamer_hf.pipelines import TASK, pipeline, register_pipeline, save_pretrained_with_pipeline
 
 GEORGIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples" / "georgia"
 LABELS = ["atrial fibrillation", "sinus rhythm", "left bundle branch block"]
 
 
-def _tiny_model_and_processor():
-    try:
-        from tamer_hf.testing_utils import tiny_model_and_processor
-    except ImportError:  # TEMPORARY until tamer_hf.testing_utils lands
-        return _fallback_tiny_model_and_processor()
-    return tiny_model_and_processor()
-
-
-def _fallback_tiny_model_and_processor():
-    import tempfile
-
-    from transformers import BertTokenizer
-
-    words = "[PAD] [UNK] [CLS] [SEP] [MASK] no ecg : atrial fibrillation sinus rhythm left bundle branch block".split()
-    vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
-    Path(vocab).write_text("\n".join(words))
-    config = tamer_hf.TamerConfig(
-        ecg_stem_channels=8, ecg_channels=[8, 8, 8, 8], ecg_blocks_per_stage=[1, 1, 1, 1], spec_stem_channels=8,
-        spec_channels=[8, 8, 8, 8], projection_dim=16, wlai_num_heads=2, pool_num_heads=2,
-        text_config=dict(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=32))
-    torch.manual_seed(0)
-    return tamer_hf.TamerModel(config), tamer_hf.TamerProcessor(tamer_hf.TamerFeatureExtractor(), BertTokenizer(vocab))
-
-
 @pytest.fixture(scope="session")
 def saved_model(tmp_path_factory):
     """One tiny model saved with `custom_pipelines` (shared by every test: loading is the slow part)."""
-    model, processor = _tiny_model_and_processor()
+    model, processor = tiny_model_and_processor(texts=LABELS)
     directory = tmp_path_factory.mktemp("tamer") / "model"
     save_pretrained_with_pipeline(model.eval(), processor, directory)
     return directory
