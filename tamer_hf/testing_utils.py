@@ -26,3 +26,33 @@ def tiny_model_and_processor(seed: int = 0, texts=(), **overrides):
     model = TamerModel(tiny_config(tokenizer, **overrides)).eval()
     processor = TamerProcessor(TamerFeatureExtractor(), tokenizer, max_text_length=64)
     return model, processor
+
+
+# Python source run in a child process to prove that a checkpoint needs no tamer_hf: it makes `import tamer_hf` fail.
+BLOCK_TAMER_HF = '''
+import sys
+
+class _BlockTamerHF:
+    def find_spec(self, name, path=None, target=None):
+        if name == "tamer_hf" or name.startswith("tamer_hf."):
+            raise ImportError("tamer_hf is blocked in this process")
+
+sys.meta_path.insert(0, _BlockTamerHF())
+'''
+
+
+def make_hub_cache(hf_home, folder, repo_id: str = "org/tamer-ecg",
+                   commit: str = "0123456789abcdef0123456789abcdef01234567"):
+    """Lay out `folder` as a Hub download of `repo_id` under `hf_home` (what `from_pretrained(repo_id)` reads with
+    HF_HUB_OFFLINE=1): hub/models--org--name/refs/main + snapshots/<commit>/<files>."""
+    from pathlib import Path
+
+    repo = Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--"))
+    snapshot = repo / "snapshots" / commit
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    for file in Path(folder).iterdir():
+        if file.is_file():
+            (snapshot / file.name).write_bytes(file.read_bytes())
+    return snapshot

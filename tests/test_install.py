@@ -1,0 +1,64 @@
+"""`pip install .` and `pip install -e .` work in fresh environments, under namespaced import names.
+
+The fresh environments see the current environment's dependencies (torch, transformers, ...) through a path entry,
+whose own .pth files are not processed, so the current tamer_hf install is invisible to them: what they import is
+what the new install put there.
+"""
+
+import json
+import subprocess
+import sys
+import sysconfig
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+PROBE = textwrap.dedent(
+    """
+    import importlib.resources, importlib.util, json
+    import tamer_hf, tamer_hf.modeling, datasets_scripts
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProcessor
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    print(json.dumps({
+        "tamer_hf": tamer_hf.__file__,
+        "modeling": tamer_hf.modeling.__file__,
+        "datasets_scripts": datasets_scripts.__file__,
+        "top_level_modeling": importlib.util.find_spec("modeling") is not None,
+        "registered": CONFIG_MAPPING["tamer"].__name__,
+        "descriptions": importlib.resources.files("tamer_hf").joinpath("data/label_descriptions.json").is_file(),
+    }))
+    """
+)
+
+
+def fresh_environment(path: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "dependencies_from_parent.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    return python
+
+
+@pytest.mark.parametrize("editable", [False, True], ids=["pip install .", "pip install -e ."])
+def test_package_installs_and_registers_in_a_fresh_environment(tmp_path, editable):
+    python = fresh_environment(tmp_path / "env")
+    command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+               "--no-build-isolation", *(["-e"] if editable else []), str(REPO)]
+    installed = subprocess.run(command, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    probe = subprocess.run([str(python), "-c", PROBE], cwd=tmp_path, capture_output=True, text=True)
+    assert probe.returncode == 0, probe.stderr[-3000:]
+    found = json.loads(probe.stdout.strip().splitlines()[-1])
+    root = REPO if editable else tmp_path / "env"
+    assert Path(found["tamer_hf"]).is_relative_to(root)
+    assert Path(found["modeling"]).is_relative_to(root)
+    assert Path(found["datasets_scripts"]).is_relative_to(root)
+    if editable:
+        assert Path(found["modeling"]).parent == REPO / "modeling"
+    assert not found["top_level_modeling"], "`modeling` must not be importable as a top-level name"
+    assert found["registered"] == "TamerConfig"
+    assert found["descriptions"]
