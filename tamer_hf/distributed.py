@@ -1,0 +1,34 @@
+"""Gathering embeddings across processes for the contrastive losses, with gradients.
+
+`accelerator.gather` returns a tensor without autograd history (hf_conventions §5.2, accelerate#1154), so a loss built
+on it gives each process only 1/W of the gradient of the negatives it holds. `gather_with_grad` uses torch's
+differentiable all-gather instead; with it, the model's `contrastive_loss` (local rows scored against the global batch,
+as open_clip's `local_loss=True`) averaged over W processes by DDP equals the loss and gradient of one process holding
+the whole batch.
+"""
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(n, D) rows of this process -> ((W * n, D) rows of all processes in rank order, offset of this process's rows).
+
+    Every process must pass the same n (training uses `drop_last=True`, so batches are even). Outside a process group
+    this is the identity with offset 0.
+    """
+    if not is_distributed():
+        return tensor, 0
+    from torch.distributed._functional_collectives import all_gather_single
+
+    gathered = all_gather_single(tensor.contiguous(), 0, dist.group.WORLD)  # (W * n, D), differentiable
+    if hasattr(gathered, "wait"):  # an AsyncCollectiveTensor
+        gathered = gathered.wait()
+    return gathered, dist.get_rank() * tensor.shape[0]
+
+
+__all__ = ["gather_with_grad", "is_distributed"]

@@ -1,0 +1,47 @@
+"""Uploading a saved TAMER folder to the Hugging Face Hub (huggingface_hub's HTTP API; no git)."""
+
+from __future__ import annotations
+
+import os
+
+from huggingface_hub import HfApi
+
+# What pretrain.py writes next to the model that is not part of it.
+TRAINING_ARTIFACTS = ("checkpoints", "logs")
+
+
+def model_files(folder: str | os.PathLike) -> list[str]:
+    """The files of the saved model (relative paths): everything in `folder` except training checkpoints and logs."""
+    folder = os.fspath(folder)
+    files = []
+    for root, dirs, names in os.walk(folder):
+        rel_root = os.path.relpath(root, folder)
+        if rel_root == ".":
+            dirs[:] = [d for d in dirs if d not in TRAINING_ARTIFACTS and not d.startswith(".")]
+        files += [os.path.normpath(os.path.join(rel_root, name)) for name in names if not name.startswith(".")]
+    return sorted(files)
+
+
+def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, private: bool | None = None, token: str | None = None,
+                       commit_message: str = "Upload TAMER model", revision: str | None = None,
+                       api: HfApi | None = None) -> list[str]:
+    """Create `repo_id` if needed and upload exactly the model files of `folder` plus its model card (README.md,
+    written from `training_summary.json` when missing). Returns the uploaded paths."""
+    from .model_card import write_model_card
+
+    folder = os.fspath(folder)
+    if not os.path.isfile(os.path.join(folder, "config.json")):
+        raise FileNotFoundError(f"{folder} has no config.json: not a saved model folder (run examples/pretrain.py).")
+    if not os.path.isfile(os.path.join(folder, "model.safetensors")):
+        raise FileNotFoundError(f"{folder} has no model.safetensors.")
+    if not os.path.isfile(os.path.join(folder, "README.md")):
+        write_model_card(folder, repo_id=repo_id)
+    files = model_files(folder)
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
+    api.upload_folder(repo_id=repo_id, folder_path=folder, allow_patterns=files, commit_message=commit_message,
+                      revision=revision, repo_type="model")
+    return files
+
+
+__all__ = ["push_folder_to_hub", "model_files"]
