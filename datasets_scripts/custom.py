@@ -21,12 +21,29 @@ from .common import (LEADS, DropRecord, dataset_description, ecg_features, read_
 from .prepare import PreparationSummary, assign_splits, prepare
 
 
-@lru_cache(maxsize=2)
+def _local_stamp(source: str):
+    """(path, size, mtime) of the local file(s) behind `source`, None for a Hub id: a cache key that changes when
+    the table is rewritten, so a long-lived process never builds from a stale copy of an edited file."""
+    path = Path(source)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    return tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files) or None
+
+
 def open_table(source: str):
     """Parquet / Arrow / save_to_disk folder / Hub id -> one datasets.Dataset (all splits concatenated)."""
+    return _open_table(str(source), _local_stamp(str(source)))
+
+
+@lru_cache(maxsize=2)
+def _open_table(source: str, stamp):
     import datasets
 
     path = Path(source)
+    looks_local = path.is_absolute() or path.suffix in (".parquet", ".arrow") or source.startswith(".") \
+        or source.count("/") > 1  # a Hub id is "name" or "owner/name"
+    if looks_local and not path.exists():
+        raise FileNotFoundError(f"{source} does not exist (expected a .parquet/.arrow file, a Parquet folder, "
+                                "a save_to_disk folder or a Hub dataset id)")
     if path.is_dir() and ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
         loaded = datasets.load_from_disk(str(path))
         return datasets.concatenate_datasets(list(loaded.values())) if hasattr(loaded, "keys") else loaded
@@ -55,12 +72,12 @@ def channel_first(ecg, num_leads: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=2)
-def _numpy_view(source: str):
-    return open_table(source).with_format("numpy")
+def _numpy_view(source: str, stamp):
+    return _open_table(source, stamp).with_format("numpy")
 
 
-def _load_table_row(task: dict, source: str, ecg_column: str, lead_names: tuple, units_per_mv: float) -> dict:
-    ecg = channel_first(_numpy_view(source)[int(task["row"])][ecg_column], len(lead_names)) / units_per_mv
+def _load_table_row(task: dict, source: str, stamp, ecg_column: str, lead_names: tuple, units_per_mv: float) -> dict:
+    ecg = channel_first(_numpy_view(source, stamp)[int(task["row"])][ecg_column], len(lead_names)) / units_per_mv
     return {"ecg": standardize_signal(ecg, lead_names, task["fs"]), "record_id": task["record_id"],
             "patient_id": task["patient_id"], "report": task["report"]}
 
@@ -89,7 +106,8 @@ def build_from_table(source, output_dir=None, ecg_column: str = "ecg", report_co
                      overwrite: bool = False):
     """Table with ECG + report columns -> DatasetDict in the project's contract (500 Hz, canonical leads, mV)."""
     source = str(source)
-    table_data = open_table(source)
+    stamp = _local_stamp(source)
+    table_data = _open_table(source, stamp)
     columns = table_data.column_names
     for name in [ecg_column, report_column, sampling_rate_column, id_column, patient_column]:
         if name is not None and name not in columns:
@@ -106,7 +124,7 @@ def build_from_table(source, output_dir=None, ecg_column: str = "ecg", report_co
     })
     summary = PreparationSummary()
     table = assign_splits(_drop_empty_reports(table, summary), summary, split_files)
-    loader = partial(_load_table_row, source=source, ecg_column=ecg_column, lead_names=tuple(lead_names),
+    loader = partial(_load_table_row, source=source, stamp=stamp, ecg_column=ecg_column, lead_names=tuple(lead_names),
                      units_per_mv=units_per_mv)
     return prepare(table, loader, ecg_features(0, with_report=True), output_dir, source="custom",
                    description=dataset_description("custom", [], origin=source), pre_dropped=summary,
