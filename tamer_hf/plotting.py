@@ -73,7 +73,9 @@ def plot_ecg_with_scores(ecg, scores: list[dict], spectrogram=None, sampling_rat
 
 
 def _draw_spectrogram(axis, lead_spectrogram: np.ndarray, last: bool) -> None:
-    axis.imshow(lead_spectrogram, aspect="auto", origin="lower", cmap="viridis")
+    # Display only: dB without the DC bin, which dominates a min-max scaled ECG (reference/paper_code.md §1.2).
+    decibels = 20 * np.log10(lead_spectrogram[1:] + 1e-8)  # (F - 1, M)
+    axis.imshow(decibels, aspect="auto", origin="lower", cmap="viridis", vmin=decibels.max() - 60, vmax=decibels.max())
     axis.set_yticks([])
     axis.tick_params(labelbottom=last)
 
