@@ -120,9 +120,38 @@ class TamerConfig(PreTrainedConfig):
             if getattr(self, f"{term}_temperature") <= 0:
                 raise ValueError(f"{term}_temperature must be positive.")
 
+    # `custom_pipelines` (written by the pipeline's save_pretrained) makes a checkpoint's pipeline work with
+    # trust_remote_code=True where tamer_hf is absent. But transformers then refuses `pipeline(task, model=...)` without
+    # trust_remote_code even when tamer_hf has registered the task locally (hf_conventions.md pitfall 7). So while the
+    # task is registered in this process, the config reports no custom pipeline and the local class serves the task;
+    # the stored value is still what gets saved.
+    @property
+    def custom_pipelines(self) -> dict:
+        stored = self.__dict__.get("_custom_pipelines") or {}
+        if stored and _registered_locally(stored):
+            return {}
+        return stored
+
+    @custom_pipelines.setter
+    def custom_pipelines(self, value: dict):
+        self.__dict__["_custom_pipelines"] = value
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        stored = output.pop("_custom_pipelines", None)
+        if stored:
+            output["custom_pipelines"] = stored
+        return output
+
     @property
     def enabled_losses(self) -> list[str]:
         return [term for term in LOSS_TERMS if getattr(self, f"use_{term}")]
+
+
+def _registered_locally(custom_pipelines: dict) -> bool:
+    from transformers.pipelines import PIPELINE_REGISTRY
+
+    return all(task in PIPELINE_REGISTRY.get_supported_tasks() for task in custom_pipelines)
 
 
 __all__ = ["TamerConfig", "CANONICAL_LEADS"]

@@ -15,7 +15,7 @@ import torch
 import transformers
 
 import tamer_hf
-from tamer_hf.testing_utils import tiny_model_and_processor
+from tamer_hf.testing_utils import BLOCK_TAMER_HF, make_hub_cache, tiny_model_and_processor
 from tamer_hf.pipelines import TASK, pipeline, register_pipeline, save_pretrained_with_pipeline
 
 GEORGIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples" / "georgia"
@@ -185,32 +185,22 @@ def test_real_georgia_records_go_through_the_pipeline(classifier):
         assert all(np.isfinite(entry["score"]) for entry in result)
 
 
-def test_task_name_works_after_import_for_a_plain_checkpoint(classifier, tmp_path, ecgs):
-    """A folder written by `save_pretrained` alone (no custom_pipelines) resolves through the local registry."""
-    register_pipeline()
-    classifier.model.save_pretrained(tmp_path)
-    classifier.tokenizer.save_pretrained(tmp_path)
-    classifier.feature_extractor.save_pretrained(tmp_path)
-    config = json.loads((tmp_path / "config.json").read_text())
-    config.pop("custom_pipelines", None)  # written by save_pretrained_with_pipeline into the shared model's config
-    (tmp_path / "config.json").write_text(json.dumps(config))
-    plain = transformers.pipeline(TASK, model=str(tmp_path), trust_remote_code=False)
-    assert isinstance(plain, tamer_hf.pipelines.ZeroShotECGClassificationPipeline)
+def test_task_name_alone_works_after_import_on_a_checkpoint_with_custom_pipelines(saved_model, classifier, ecgs):
+    """SPEC §1: `pipeline(task, model=...)` after `import tamer_hf`, on the same folder that carries custom_pipelines
+    for remote use; the local classes serve it and no remote code runs."""
+    assert "zero-shot-ecg-classification" in json.loads((saved_model / "config.json").read_text())["custom_pipelines"]
+    plain = transformers.pipeline(TASK, model=str(saved_model))
+    assert type(plain) is tamer_hf.ZeroShotECGClassificationPipeline
+    assert type(plain.model) is tamer_hf.TamerModel
     expected = classifier(ecgs[0], sampling_rate=500, candidate_labels=LABELS)
     assert as_dict(plain(ecgs[0], sampling_rate=500, candidate_labels=LABELS)) == pytest.approx(as_dict(expected))
 
 
-BLOCKED_PROCESS = textwrap.dedent(
+BLOCKED_PROCESS = BLOCK_TAMER_HF + textwrap.dedent(
     """
-    import json, sys
+    import json
     import numpy as np
 
-    class BlockTamerHF:  # tamer_hf must not be importable here
-        def find_spec(self, name, path=None, target=None):
-            if name == "tamer_hf" or name.startswith("tamer_hf."):
-                raise ImportError("tamer_hf is blocked in this process")
-
-    sys.meta_path.insert(0, BlockTamerHF())
     try:
         import tamer_hf
         sys.exit("tamer_hf was importable")
@@ -229,18 +219,6 @@ BLOCKED_PROCESS = textwrap.dedent(
     print(json.dumps(outputs))
     """
 )
-
-
-def make_hub_cache(hf_home: Path, saved_model: Path) -> None:
-    """The on-disk layout of a Hub download of `org/tamer-ecg` (hf_conventions §7(b))."""
-    commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = hf_home / "hub" / "models--org--tamer-ecg"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(commit)
-    snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
-    for file in saved_model.iterdir():
-        (snapshot / file.name).write_bytes(file.read_bytes())
 
 
 def test_same_outputs_via_import_folder_remote_code_and_offline_hub_cache(saved_model, ecgs, tmp_path):
