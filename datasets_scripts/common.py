@@ -15,7 +15,9 @@ import numpy as np
 from datasets import Array2D, Features, List, Value
 from scipy.signal import resample_poly
 
-LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+from tamer_hf.modeling.configuration_tamer import CANONICAL_LEADS
+
+LEADS = tuple(CANONICAL_LEADS)  # the model's lead order, one definition for the whole project
 TARGET_FS = 500  # Hz, the model's input rate (SPEC §3)
 TARGET_LEN = 5000  # samples = 10 s at 500 Hz
 SPLITS = ("train", "validation", "test")

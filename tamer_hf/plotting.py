@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 
-CANONICAL_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+from .modeling.configuration_tamer import CANONICAL_LEADS  # noqa: E402
+
 
 
 def plot_roc_curves(y_true, scores, label_names: list[str], path: str | None = None, title: str = "ROC curves"):
