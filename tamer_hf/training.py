@@ -80,6 +80,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
                        f"or '{LOCAL_TEXT_ENCODER}' (tokenizer trained on the reports + small BERT; offline)")
     model.add_argument("--local_text_hidden_size", type=int, default=64)
     model.add_argument("--local_text_layers", type=int, default=2)
+    model.add_argument("--local_text_init_range", type=float, default=0.1,
+                       help="std of the local encoder's random weights; at BERT's 0.02 every report gets nearly the "
+                       "same [CLS] feature (cosine 0.9999), at 0.1 reports stay distinguishable")
     model.add_argument("--local_vocab_size", type=int, default=2000)
     model.add_argument("--max_text_length", type=int, default=256, help="report tokens (MERL: 256)")
     for term in LOSS_TERMS:
@@ -298,8 +301,11 @@ class PretrainCollator:
 # Model
 
 
-def build_model_and_processor(args, train_reports: list[str]) -> tuple[TamerModel, TamerProcessor]:
-    """A randomly initialised TAMER of `--model_preset` with a frozen report encoder and the matching processor."""
+def build_model_and_processor(args, train_reports: list[str], tokenizer=None) -> tuple[TamerModel, TamerProcessor]:
+    """A randomly initialised TAMER of `--model_preset` with a frozen report encoder and the matching processor.
+
+    `tokenizer` (local text encoder only): reuse one already trained (see `shared_report_tokenizer`).
+    """
     overrides = dict(MODEL_PRESETS[args.model_preset])
     for term in LOSS_TERMS:
         overrides[f"use_{term}"] = not getattr(args, f"no_{term}")
@@ -308,10 +314,12 @@ def build_model_and_processor(args, train_reports: list[str]) -> tuple[TamerMode
     if args.text_encoder == LOCAL_TEXT_ENCODER:
         from .text import small_text_config, train_report_tokenizer
 
-        tokenizer = train_report_tokenizer(train_reports, vocab_size=args.local_vocab_size)
+        if tokenizer is None:
+            tokenizer = train_report_tokenizer(train_reports, vocab_size=args.local_vocab_size)
         text_config = small_text_config(tokenizer, hidden_size=args.local_text_hidden_size,
                                         num_layers=args.local_text_layers, num_heads=max(1, args.local_text_hidden_size // 32),
                                         max_positions=max(args.max_text_length, 128))
+        text_config.initializer_range = args.local_text_init_range
         model = TamerModel(preset_config(args.model_preset, text_config=text_config.to_dict(), **{
             k: v for k, v in overrides.items() if k not in MODEL_PRESETS[args.model_preset]}))
     else:
@@ -324,6 +332,23 @@ def build_model_and_processor(args, train_reports: list[str]) -> tuple[TamerMode
         model.text_projection.requires_grad_(False)
     processor = TamerProcessor(TamerFeatureExtractor(), tokenizer, max_text_length=args.max_text_length)
     return model, processor
+
+
+def shared_report_tokenizer(accelerator, reports: list[str], vocab_size: int):
+    """Train the offline report tokenizer once, on the main process, and give every process the same vocabulary.
+
+    WordPiece training (tokenizers' trainer) is not deterministic from run to run: processes that trained their own
+    would map the same report to different ids under one (broadcast) set of weights.
+    """
+    from accelerate.utils import broadcast_object_list
+    from transformers import BertTokenizer
+
+    from .text import train_report_tokenizer
+
+    vocab = [train_report_tokenizer(reports, vocab_size=vocab_size).get_vocab() if accelerator.is_main_process else None]
+    if accelerator.num_processes > 1:
+        broadcast_object_list(vocab)
+    return BertTokenizer(vocab=vocab[0], do_lower_case=True)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -514,11 +539,14 @@ def resolve_checkpoint(output_dir: str, resume_from: str) -> str:
     return resume_from
 
 
-def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int) -> None:
-    """`save_state` into checkpoints/step_N (named by step, so resuming never collides: hf_conventions pitfall 25)."""
+def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int, processor=None) -> None:
+    """`save_state` into checkpoints/step_N (named by step, so resuming never collides: hf_conventions pitfall 25),
+    plus the processor (its tokenizer fixes the report-encoder vocabulary the weights belong to)."""
     path = checkpoint_dir(output_dir, step)
     accelerator.save_state(path)
     if accelerator.is_main_process:
+        if processor is not None:
+            processor.save_pretrained(os.path.join(path, "processor"))
         with open(os.path.join(path, "trainer_state.json"), "w", encoding="utf-8") as handle:
             json.dump({"completed_steps": step}, handle)  # written last: marks the checkpoint as complete
         for _, old in list_checkpoints(output_dir)[:-total_limit] if total_limit else []:
@@ -585,7 +613,14 @@ def pretrain(args) -> dict:
     test_set = corpus.get(args.test_split) if has_labels(corpus.get(args.test_split)) else None
 
     # 3. Model, processor, frozen text features ----------------------------------------------------------------------
-    model, processor = build_model_and_processor(args, reports.reports)
+    resume_path = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
+    tokenizer = None
+    if args.text_encoder == LOCAL_TEXT_ENCODER:
+        if resume_path is not None:  # the vocabulary the checkpoint's weights were trained with
+            tokenizer = TamerProcessor.from_pretrained(os.path.join(resume_path, "processor")).tokenizer
+        else:
+            tokenizer = shared_report_tokenizer(accelerator, reports.reports, args.local_vocab_size)
+    model, processor = build_model_and_processor(args, reports.reports, tokenizer)
     if args.sync_batchnorm:
         if accelerator.device.type == "cpu":
             raise ValueError("--sync_batchnorm needs GPUs: torch's SyncBatchNorm does not run on CPU tensors.")
@@ -615,8 +650,8 @@ def pretrain(args) -> dict:
 
     # 4. Resume -------------------------------------------------------------------------------------------------------
     completed_steps = 0
-    if args.resume_from_checkpoint:
-        path = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    if resume_path is not None:
+        path = resume_path
         accelerator.load_state(path)  # model, optimizer, scheduler, RNG of every process
         with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as handle:
             completed_steps = json.load(handle)["completed_steps"]
@@ -677,7 +712,7 @@ def pretrain(args) -> dict:
             if args.eval_steps and validation_set is not None and completed_steps % args.eval_steps == 0:
                 last_eval = _validate(accelerator, model, processor, validation_set, args, completed_steps)
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit, processor)
             if completed_steps >= schedule.max_steps:
                 break
         if completed_steps >= schedule.max_steps:
@@ -729,7 +764,7 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
 
 __all__ = [
     "build_arg_parser", "parse_args", "resolve_args", "load_corpus", "ReportTable", "TextFeatureCache",
-    "PretrainCollator", "build_model_and_processor", "training_loss", "masked_rada_loss", "zero_shot_auc",
+    "PretrainCollator", "build_model_and_processor", "shared_report_tokenizer", "training_loss", "masked_rada_loss", "zero_shot_auc",
     "jsonl_tracker_class", "make_trackers", "save_checkpoint", "resolve_checkpoint", "list_checkpoints",
     "plan_schedule", "pretrain", "gather_with_grad", "is_distributed", "PAPER_DEFAULTS", "QUICK_START_DEFAULTS",
 ]
