@@ -192,12 +192,13 @@ class WLAI(nn.Module):
 
 
 def info_nce(logits: torch.Tensor, targets: torch.Tensor, exclude_positive: bool) -> torch.Tensor:
-    """-log softmax of the positive per row; with `exclude_positive` the denominator sums over j != i only."""
+    """-log softmax of the positive per row; with `exclude_positive` the denominator sums over j != i only
+    (a row left with no negative at all then contributes 0)."""
     if not exclude_positive:
         return F.cross_entropy(logits, targets)
     positive = logits.gather(1, targets[:, None])[:, 0]
-    negatives = logits.scatter(1, targets[:, None], float("-inf"))
-    return (torch.logsumexp(negatives, dim=1) - positive).mean()
+    negatives = torch.logsumexp(logits.scatter(1, targets[:, None], float("-inf")), dim=1)
+    return torch.where(torch.isfinite(negatives), negatives - positive, torch.zeros_like(positive)).mean()
 
 
 def contrastive_loss(
@@ -206,11 +207,14 @@ def contrastive_loss(
     temperature: float,
     exclude_positive: bool = False,
     gather: GatherFn | None = None,
+    sample_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """L_CL: symmetric InfoNCE on cosine similarity, the mean of the a→b and b→a directions (paper Eq. for L_CL).
 
     Every term (RLCA, UECR, RADA) uses this one function. With `gather`, each process scores its own rows against the
-    whole global batch, which gives the same gradient as one process holding the whole batch.
+    whole global batch, which gives the same gradient as one process holding the whole batch. With `sample_ids` (n,),
+    pairs whose ids are equal (e.g. two ECGs with the identical report) are false negatives and leave the
+    denominators.
     """
     embeds_a = F.normalize(embeds_a, dim=-1)
     embeds_b = F.normalize(embeds_b, dim=-1)
@@ -221,6 +225,12 @@ def contrastive_loss(
     targets = torch.arange(embeds_a.shape[0], device=embeds_a.device) + offset
     logits_a = embeds_a @ all_b.T / temperature  # (n, N)
     logits_b = embeds_b @ all_a.T / temperature  # (n, N)
+    if sample_ids is not None:
+        all_ids = gather(sample_ids)[0] if gather is not None else sample_ids  # (N,)
+        false_negatives = sample_ids[:, None] == all_ids[None, :]  # (n, N)
+        false_negatives[torch.arange(len(targets), device=targets.device), targets] = False
+        logits_a = logits_a.masked_fill(false_negatives, float("-inf"))
+        logits_b = logits_b.masked_fill(false_negatives, float("-inf"))
     return (info_nce(logits_a, targets, exclude_positive) + info_nce(logits_b, targets, exclude_positive)) / 2
 
 
@@ -421,6 +431,7 @@ class TamerModel(TamerPreTrainedModel):
         text_encoding: TamerTextEncoding | None = None,
         return_loss: bool | None = None,
         gather: GatherFn | None = None,
+        report_ids: torch.LongTensor | None = None,
         **kwargs,
     ) -> TamerOutput:
         r"""
@@ -430,6 +441,8 @@ class TamerModel(TamerPreTrainedModel):
         return_loss (`bool`, *optional*): compute the enabled loss terms (default: when the model is training).
         gather (*optional*): makes RLCA, UECR and RADA contrast against the global batch of all processes (see
             `tamer_hf.distributed.gather_with_grad`); RGWR is inside each sample and needs no gathering.
+        report_ids (`torch.LongTensor` of shape `(B,)`, *optional*): equal ids mark identical reports; RADA then does
+            not treat such pairs as negatives (duplicate reports in a batch are false negatives).
         """
         cfg = self.config
         return_loss = self.training if return_loss is None else return_loss
@@ -457,7 +470,9 @@ class TamerModel(TamerPreTrainedModel):
                 view_v = F.dropout(ecg_embeds, cfg.uecr_dropout, self.training)
                 losses["uecr"] = contrastive_loss(view_u, view_v, cfg.uecr_temperature, exclude, gather)
             if has_text and cfg.use_rada:
-                losses["rada"] = contrastive_loss(ecg_embeds, text_embeds, cfg.rada_temperature, exclude, gather)
+                losses["rada"] = contrastive_loss(
+                    ecg_embeds, text_embeds, cfg.rada_temperature, exclude, gather, sample_ids=report_ids
+                )
             if has_text and cfg.use_rgwr:
                 word_tokens = self.word_projection(text_encoding.last_hidden_state.to(ecg_tokens.dtype))  # (B, L, D)
                 word_mask = word_mask_from(attention_mask).bool()

@@ -28,8 +28,8 @@ def model_and_batch():
     return model, batch
 
 
-def naive_info_nce(a, b, temperature, exclude_positive):
-    """Symmetric InfoNCE written out with explicit sums (float64)."""
+def naive_info_nce(a, b, temperature, exclude_positive, ids=None):
+    """Symmetric InfoNCE written out with explicit sums (float64); pairs with equal `ids` are not negatives."""
     a = a.double() / a.double().norm(dim=1, keepdim=True)
     b = b.double() / b.double().norm(dim=1, keepdim=True)
     n = a.shape[0]
@@ -38,7 +38,9 @@ def naive_info_nce(a, b, temperature, exclude_positive):
         total = 0.0
         for i in range(n):
             positive = math.exp(float(x[i] @ y[i]) / temperature)
-            denominator = sum(math.exp(float(x[i] @ y[j]) / temperature) for j in range(n) if j != i or not exclude_positive)
+            negatives = [j for j in range(n) if j != i and (ids is None or ids[j] != ids[i])]
+            terms = negatives if exclude_positive else [i] + negatives
+            denominator = sum(math.exp(float(x[i] @ y[j]) / temperature) for j in terms)
             total += -math.log(positive / denominator)
         return total / n
 
@@ -113,6 +115,25 @@ def test_each_loss_term_equals_a_straightforward_computation(model_and_batch, ex
     for term, value in expected.items():
         assert float(output[f"loss_{term}"]) == pytest.approx(value, rel=1e-5, abs=1e-5), term
     assert float(output.loss) == pytest.approx(sum(expected.values()), rel=1e-5)
+
+
+@pytest.mark.parametrize("exclude_positive", [False, True])
+def test_duplicate_reports_are_not_negatives_in_rada(model_and_batch, exclude_positive):
+    model, batch = model_and_batch
+    report_ids = torch.tensor([5, 9, 5])  # records 0 and 2 share their report
+    model.config.exclude_positive_from_denominator = exclude_positive
+    try:
+        with torch.no_grad():
+            masked = model(**batch, return_loss=True, report_ids=report_ids).loss_rada
+            plain = model(**batch, return_loss=True).loss_rada
+            ecg_tokens, spec_tokens, _, _ = model.encode_ecg(batch["input_values"])
+            ecg_embeds = model.wlai(ecg_tokens, spec_tokens)
+            text_embeds = model.get_text_features(batch["input_ids"], batch["attention_mask"])
+            expected = naive_info_nce(ecg_embeds, text_embeds, model.config.rada_temperature, exclude_positive, [5, 9, 5])
+    finally:
+        model.config.exclude_positive_from_denominator = False
+    assert float(masked) == pytest.approx(expected, rel=1e-5)
+    assert abs(float(masked) - float(plain)) > 1e-4
 
 
 def test_word_weights_are_last_layer_cls_attention_over_words_only(model_and_batch):
