@@ -19,6 +19,7 @@ import math
 import os
 import re
 import shutil
+import signal
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -80,10 +81,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
                        f"or '{LOCAL_TEXT_ENCODER}' (tokenizer trained on the reports + small BERT; offline)")
     model.add_argument("--local_text_hidden_size", type=int, default=64)
     model.add_argument("--local_text_layers", type=int, default=2)
-    model.add_argument("--local_text_init_range", type=float, default=0.1,
-                       help="std of the local encoder's random weights; at BERT's 0.02 every report gets nearly the "
-                       "same [CLS] feature (cosine 0.9999), at 0.1 reports stay distinguishable")
+    model.add_argument("--local_text_init_range", type=float, default=0.02, help="std of the local encoder's weights")
     model.add_argument("--local_vocab_size", type=int, default=2000)
+    model.add_argument("--tokenizer", help="local text encoder: a saved tokenizer (folder or Hub id) instead of training "
+                       "one on the reports (WordPiece training is not bit-reproducible from run to run)")
     model.add_argument("--max_text_length", type=int, default=256, help="report tokens (MERL: 256)")
     for term in LOSS_TERMS:
         model.add_argument(f"--no_{term}", action="store_true", help=f"switch the {term.upper()} loss term off")
@@ -119,9 +120,12 @@ def build_arg_parser() -> argparse.ArgumentParser:
     track.add_argument("--logging_steps", type=int)
     track.add_argument("--eval_steps", type=int, help="zero-shot validation every N steps (0: never)")
     track.add_argument("--max_eval_samples", type=int, default=1000)
+    track.add_argument("--zero_shot_prompts", choices=["name", "description"], default="name",
+                       help="label prompt: clinical name, or the packaged clinical description")
     track.add_argument("--report_to", default="jsonl,tensorboard", help="comma list of jsonl, tensorboard; or none")
     track.add_argument("--project_name", default="tamer-pretraining")
     track.add_argument("--save_every_loss", help=argparse.SUPPRESS)  # tests: JSONL of every step's loss
+    track.add_argument("--simulate_kill_at_step", type=int, help=argparse.SUPPRESS)  # tests: SIGKILL after step N
     return p
 
 
@@ -327,11 +331,30 @@ def build_model_and_processor(args, train_reports: list[str], tokenizer=None) ->
 
         tokenizer = AutoTokenizer.from_pretrained(args.text_encoder)
         model = TamerModel.from_text_pretrained(args.text_encoder, **overrides)
+    if args.text_encoder == LOCAL_TEXT_ENCODER:
+        make_bag_of_words_encoder(model.text_model, tokenizer)
     if not model.config.use_rada:
         # Only RADA trains the report projection; frozen, DDP does not wait for its gradient (hf_conventions pitfall 26).
         model.text_projection.requires_grad_(False)
     processor = TamerProcessor(TamerFeatureExtractor(), tokenizer, max_text_length=args.max_text_length)
     return model, processor
+
+
+@torch.no_grad()
+def make_bag_of_words_encoder(text_model, tokenizer) -> None:
+    """Turn the random local BERT into a random-projection bag-of-words sentence encoder.
+
+    In a randomly initialised BERT the [CLS] output is dominated by the [CLS], position and segment embeddings, so
+    every report gets almost the same feature (cosine 0.9999 between "atrial fibrillation." and "sinus rhythm.") and
+    RADA has nothing to align. With those three embeddings zeroed, [CLS] attends (near-uniformly) over the words and
+    its output is a random projection of the report's words: distinct reports get distinct features, and a label
+    prompt lands near the reports that contain its words. The encoder stays frozen; this only replaces a pretrained
+    encoder (MedCPT) where none can be downloaded.
+    """
+    embeddings = text_model.embeddings
+    embeddings.position_embeddings.weight.zero_()
+    embeddings.token_type_embeddings.weight.zero_()
+    embeddings.word_embeddings.weight[tokenizer.cls_token_id].zero_()
 
 
 def shared_report_tokenizer(accelerator, reports: list[str], vocab_size: int):
@@ -481,8 +504,12 @@ def has_labels(dataset) -> bool:
 
 @torch.no_grad()
 def zero_shot_auc(model: TamerModel, processor: TamerProcessor, dataset, sampling_rate: float = 500.0,
-                  max_samples: int | None = None) -> dict:
-    """Macro-AUC of cosine(ECG, label prompt) on a labelled split; prompts are the packaged clinical descriptions."""
+                  max_samples: int | None = None, prompts: str = "name") -> dict:
+    """Macro-AUC of cosine(ECG, label prompt) on a labelled split.
+
+    `prompts="name"`: each label's clinical name ("atrial fibrillation", the packaged description up to its colon);
+    `"description"`: the whole packaged description. Unknown labels are prompted by their code.
+    """
     from datasets_scripts import label_names
 
     from .evaluation import (cosine_scores, embed_ecgs, embed_prompts, label_set_of, load_label_descriptions,
@@ -496,6 +523,8 @@ def zero_shot_auc(model: TamerModel, processor: TamerProcessor, dataset, samplin
         descriptions = load_label_descriptions(label_set) if label_set else {}
     except ValueError:
         descriptions = {}
+    if prompts == "name":
+        descriptions = {label: text.split(":")[0] for label, text in descriptions.items()}
     was_training = model.training
     model.eval()
     columns = dataset.with_format("numpy", columns=["ecg", "labels"])
@@ -618,6 +647,10 @@ def pretrain(args) -> dict:
     if args.text_encoder == LOCAL_TEXT_ENCODER:
         if resume_path is not None:  # the vocabulary the checkpoint's weights were trained with
             tokenizer = TamerProcessor.from_pretrained(os.path.join(resume_path, "processor")).tokenizer
+        elif args.tokenizer:
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
         else:
             tokenizer = shared_report_tokenizer(accelerator, reports.reports, args.local_vocab_size)
     model, processor = build_model_and_processor(args, reports.reports, tokenizer)
@@ -713,6 +746,8 @@ def pretrain(args) -> dict:
                 last_eval = _validate(accelerator, model, processor, validation_set, args, completed_steps)
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit, processor)
+            if args.simulate_kill_at_step == completed_steps:
+                os.kill(os.getpid(), signal.SIGKILL)  # a crash: nothing after the last checkpoint is saved
             if completed_steps >= schedule.max_steps:
                 break
         if completed_steps >= schedule.max_steps:
@@ -733,7 +768,7 @@ def pretrain(args) -> dict:
 
         final_model = accelerator.unwrap_model(model)
         if test_set is not None:
-            result = zero_shot_auc(final_model, processor, test_set, args.sampling_rate, max_samples=None)
+            result = zero_shot_auc(final_model, processor, test_set, args.sampling_rate, None, args.zero_shot_prompts)
             summary["test"] = {"macro_auc": result["macro_auc"], "num_records": result["num_records"],
                                "per_class": result["per_class"], "excluded": result["excluded"]}
             accelerator.print(f"Zero-shot macro-AUC on {result['num_records']} held-out records "
@@ -753,7 +788,7 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
     result = None
     if accelerator.is_main_process:
         result = zero_shot_auc(accelerator.unwrap_model(model), processor, validation_set, args.sampling_rate,
-                               args.max_eval_samples)
+                               args.max_eval_samples, args.zero_shot_prompts)
         accelerator.log({"eval/zero_shot_macro_auc": result["macro_auc"]}, step=step)
         accelerator.print(f"step {step}: zero-shot macro-AUC (validation, {result['num_records']} records) "
                           f"{result['macro_auc']:.4f}")

@@ -72,7 +72,8 @@ def free_port() -> int:
 
 
 def launch(out, num_processes: int, per_process: int):
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO,
+           "PYTHONHASHSEED": "0"}  # datasets_scripts.synthetic iterates a set(): records vary with the hash seed
     command = [sys.executable, "-m", "accelerate.commands.launch"]
     if num_processes > 1:
         command += ["--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1",
