@@ -41,12 +41,14 @@ LOCAL_TEXT_ENCODER = "local"  # a WordPiece tokenizer trained on the corpus' rep
 # Defaults of a real run (TAMER paper) and of the offline quick start (no --dataset); explicit arguments win over both.
 PAPER_DEFAULTS = dict(
     model_preset="paper", text_encoder=PAPER_TEXT_ENCODER, batch_size=256, num_train_epochs=50, max_steps=None,
+    learning_rate=2e-4,
     cache_text_features="auto", mask_duplicate_reports=False, eval_steps=2000, checkpointing_steps=2000,
     logging_steps=50,
 )
 QUICK_START_DEFAULTS = dict(
-    model_preset="tiny", text_encoder=LOCAL_TEXT_ENCODER, batch_size=32, num_train_epochs=None, max_steps=150,
-    cache_text_features="auto", mask_duplicate_reports=True, eval_steps=50, checkpointing_steps=50,
+    model_preset="tiny", text_encoder=LOCAL_TEXT_ENCODER, batch_size=32, num_train_epochs=None, max_steps=300,
+    learning_rate=1e-3,  # a short run on a small corpus; the paper's 2e-4 is for batch 256 x 50 epochs of MIMIC
+    cache_text_features="auto", mask_duplicate_reports=True, eval_steps=100, checkpointing_steps=100,
     logging_steps=10,
 )
 QUICK_START_RECORDS = 1500  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
@@ -79,8 +81,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     model.add_argument("--model_preset", choices=sorted(MODEL_PRESETS), help="paper | small | tiny")
     model.add_argument("--text_encoder", help=f"frozen report encoder: a BERT checkpoint (paper: {PAPER_TEXT_ENCODER}) "
                        f"or '{LOCAL_TEXT_ENCODER}' (tokenizer trained on the reports + small BERT; offline)")
-    model.add_argument("--local_text_hidden_size", type=int, default=64)
-    model.add_argument("--local_text_layers", type=int, default=2)
+    model.add_argument("--local_text_hidden_size", type=int, default=256)
+    model.add_argument("--local_text_layers", type=int, default=1)
     model.add_argument("--local_text_init_range", type=float, default=0.02, help="std of the local encoder's weights")
     model.add_argument("--local_vocab_size", type=int, default=2000)
     model.add_argument("--tokenizer", help="local text encoder: a saved tokenizer (folder or Hub id) instead of training "
@@ -98,7 +100,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
                        help="micro-steps per optimizer step (does not add contrastive negatives)")
     train.add_argument("--num_train_epochs", type=float)
     train.add_argument("--max_steps", type=int, help="optimizer steps; overrides --num_train_epochs")
-    train.add_argument("--learning_rate", type=float, default=2e-4)
+    train.add_argument("--learning_rate", type=float, help="AdamW learning rate (paper: 2e-4)")
     train.add_argument("--weight_decay", type=float, default=1e-7)
     train.add_argument("--scheduler_t0", type=int, default=40000,
                        help="CosineAnnealingWarmRestarts T_0 in optimizer steps (paper: 40000)")
