@@ -19,7 +19,7 @@ See docs/training.md for every option (loss-term switches, text-feature cache, d
 
 import sys
 
-from tamer_hf.training import parse_args, pretrain
+from tamer_hf.training import InputError, parse_args, pretrain
 
 
 def main(argv=None):
@@ -31,6 +31,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, FileNotFoundError) as error:  # bad input: one clear line instead of a traceback
+    except (InputError, FileNotFoundError) as error:  # bad input: one clear line instead of a traceback
         print(f"pretrain.py: error: {error}", file=sys.stderr)
         sys.exit(2)

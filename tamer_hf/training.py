@@ -58,6 +58,10 @@ QUICK_START_RECORDS = 1500  # synthetic records generated in-process (~80 % trai
 # Arguments
 
 
+class InputError(ValueError):
+    """Bad user input (arguments, dataset): the CLI prints its message as one line instead of a traceback."""
+
+
 def build_arg_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         description="TAMER tri-modal contrastive pre-training (run with `accelerate launch`).",
@@ -149,25 +153,25 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
                     "max_grad_norm", "checkpoints_total_limit"]
     for name in positive:
         if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise ValueError(f"--{name} must be positive, got {getattr(args, name)}.")
+            raise InputError(f"--{name} must be positive, got {getattr(args, name)}.")
     for name in non_negative:
         if getattr(args, name) < 0:
-            raise ValueError(f"--{name} must not be negative, got {getattr(args, name)}.")
+            raise InputError(f"--{name} must not be negative, got {getattr(args, name)}.")
     if args.max_steps is not None and args.max_steps <= 0:
-        raise ValueError(f"--max_steps must be positive, got {args.max_steps}.")
+        raise InputError(f"--max_steps must be positive, got {args.max_steps}.")
     if args.num_train_epochs is not None and args.num_train_epochs <= 0:
-        raise ValueError(f"--num_train_epochs must be positive, got {args.num_train_epochs}.")
+        raise InputError(f"--num_train_epochs must be positive, got {args.num_train_epochs}.")
     if args.max_train_samples is not None and args.max_train_samples <= 0:
-        raise ValueError(f"--max_train_samples must be positive, got {args.max_train_samples}.")
+        raise InputError(f"--max_train_samples must be positive, got {args.max_train_samples}.")
     if not args.learning_rate > 0:
-        raise ValueError(f"--learning_rate must be positive, got {args.learning_rate}.")
+        raise InputError(f"--learning_rate must be positive, got {args.learning_rate}.")
     if all(getattr(args, f"no_{term}") for term in LOSS_TERMS):
-        raise ValueError("every loss term is switched off (--no_rlca --no_uecr --no_rada --no_rgwr); keep at least one.")
+        raise InputError("every loss term is switched off (--no_rlca --no_uecr --no_rada --no_rgwr); keep at least one.")
     if args.temperature is not None and args.temperature <= 0:
-        raise ValueError(f"--temperature must be positive, got {args.temperature}.")
+        raise InputError(f"--temperature must be positive, got {args.temperature}.")
     unknown = {name.strip() for name in args.report_to.split(",")} - {"jsonl", "tensorboard", "none", ""}
     if unknown:
-        raise ValueError(f"--report_to: unknown tracker(s) {sorted(unknown)}; use jsonl, tensorboard or none.")
+        raise InputError(f"--report_to: unknown tracker(s) {sorted(unknown)}; use jsonl, tensorboard or none.")
     return args
 
 
@@ -196,7 +200,7 @@ def load_corpus(args):
         files = sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".parquet"))
         corpus = datasets.load_dataset("parquet", data_files={args.train_split: files})
     elif os.path.exists(path):
-        raise ValueError(f"--dataset {path!r}: not a save_to_disk folder, a .parquet file or a folder of .parquet files.")
+        raise InputError(f"--dataset {path!r}: not a save_to_disk folder, a .parquet file or a folder of .parquet files.")
     else:
         try:
             corpus = datasets.load_dataset(path)  # a Hub id
@@ -206,10 +210,10 @@ def load_corpus(args):
     if isinstance(corpus, datasets.Dataset):
         corpus = datasets.DatasetDict({args.train_split: corpus})
     if args.train_split not in corpus:
-        raise ValueError(f"--dataset {path!r} has no split {args.train_split!r} (splits: {sorted(corpus)}).")
+        raise InputError(f"--dataset {path!r} has no split {args.train_split!r} (splits: {sorted(corpus)}).")
     for column in (args.ecg_column, args.report_column):
         if column not in corpus[args.train_split].column_names:
-            raise ValueError(
+            raise InputError(
                 f"--dataset {path!r}: the {args.train_split!r} split has no column {column!r} "
                 f"(columns: {corpus[args.train_split].column_names}); pass --ecg_column / --report_column."
             )
@@ -230,7 +234,7 @@ class ReportTable:
         index: dict[str, int] = {}
         ids = np.fromiter((index.setdefault(str(r), len(index)) for r in row_reports), dtype=np.int64)
         if len(ids) and any(not text.strip() for text in index):
-            raise ValueError("the training split has empty reports; drop them first (datasets_scripts does).")
+            raise InputError("the training split has empty reports; drop them first (datasets_scripts does).")
         return cls(list(index), ids)
 
 
@@ -600,7 +604,7 @@ class Schedule:
 
 def plan_schedule(num_micro_batches: int, accumulation: int, max_steps: int | None, epochs: float | None) -> Schedule:
     if num_micro_batches == 0:
-        raise ValueError("the training split gives no full batch; lower --batch_size or add data.")
+        raise InputError("the training split gives no full batch; lower --batch_size or add data.")
     steps_per_epoch = math.ceil(num_micro_batches / accumulation)
     total = max_steps if max_steps is not None else math.ceil(epochs * steps_per_epoch)
     return Schedule(num_micro_batches, steps_per_epoch, total, math.ceil(total / steps_per_epoch))
@@ -658,7 +662,7 @@ def pretrain(args) -> dict:
     model, processor = build_model_and_processor(args, reports.reports, tokenizer)
     if args.sync_batchnorm:
         if accelerator.device.type == "cpu":
-            raise ValueError("--sync_batchnorm needs GPUs: torch's SyncBatchNorm does not run on CPU tensors.")
+            raise InputError("--sync_batchnorm needs GPUs: torch's SyncBatchNorm does not run on CPU tensors.")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     config = model.config
     model.to(accelerator.device)
@@ -800,7 +804,7 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
 
 
 __all__ = [
-    "build_arg_parser", "parse_args", "resolve_args", "load_corpus", "ReportTable", "TextFeatureCache",
+    "InputError", "build_arg_parser", "parse_args", "resolve_args", "load_corpus", "ReportTable", "TextFeatureCache",
     "PretrainCollator", "build_model_and_processor", "shared_report_tokenizer", "training_loss", "masked_rada_loss", "zero_shot_auc",
     "jsonl_tracker_class", "make_trackers", "save_checkpoint", "resolve_checkpoint", "list_checkpoints",
     "plan_schedule", "pretrain", "gather_with_grad", "is_distributed", "PAPER_DEFAULTS", "QUICK_START_DEFAULTS",
