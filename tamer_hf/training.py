@@ -454,30 +454,36 @@ def jsonl_tracker_class():
         name = "jsonl"
         requires_logging_directory = False
 
-        @on_main_process
         def __init__(self, run_name: str, logging_dir: str):
+            # No @on_main_process here: that would create accelerate's PartialState before the Accelerator, without
+            # ACCELERATE_USE_CPU, and a CPU multi-process launch would silently become N single-process runs.
             super().__init__()
-            os.makedirs(os.path.join(logging_dir, run_name), exist_ok=True)
             self.path = os.path.join(logging_dir, run_name, "metrics.jsonl")
-            self.file = open(self.path, "a", encoding="utf-8")
+            self.file = None
 
         @property
         def tracker(self):
             return self.file
 
+        def _write(self, record: dict):
+            if self.file is None:
+                os.makedirs(os.path.dirname(self.path), exist_ok=True)
+                self.file = open(self.path, "a", encoding="utf-8")
+            self.file.write(json.dumps(record, default=str) + "\n")
+            self.file.flush()
+
         @on_main_process
         def store_init_configuration(self, values: dict):
-            self.file.write(json.dumps({"config": values}, default=str) + "\n")
-            self.file.flush()
+            self._write({"config": values})
 
         @on_main_process
         def log(self, values: dict, step: int | None = None, **kwargs):
-            self.file.write(json.dumps({"step": step, **values, "time": time.time()}) + "\n")
-            self.file.flush()
+            self._write({"step": step, **values, "time": time.time()})
 
         @on_main_process
         def finish(self):
-            self.file.close()
+            if self.file is not None:
+                self.file.close()
 
     return JSONLTracker
 
@@ -632,8 +638,12 @@ def pretrain(args) -> dict:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=some_term_off)],  # pitfall 26
     )
-    if accelerator.num_processes > 1 and not is_distributed():
-        raise RuntimeError("several processes but no process group; on CPU launch with ACCELERATE_USE_CPU=1.")
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes or (accelerator.num_processes > 1 and not is_distributed()):
+        # hf_conventions pitfall 24: on a CPU-only machine `--multi_gpu` without ACCELERATE_USE_CPU=1 gives N
+        # unsynchronised single-process runs
+        raise RuntimeError(f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}; on a "
+                           "CPU-only machine launch with ACCELERATE_USE_CPU=1.")
     set_seed(args.seed)
 
     # 2. Data ---------------------------------------------------------------------------------------------------------
