@@ -268,7 +268,7 @@ def synthesize_ecg(labels, rng: np.random.Generator, heart_rate: float | None = 
     beat_time = np.arange(-0.25, 0.75, 1 / TARGET_FS)  # (500,) seconds around the R peak
     offset = int(0.25 * TARGET_FS)
     templates = {}
-    for kind in set(qrs_kinds):
+    for kind in dict.fromkeys(qrs_kinds):  # first-seen order: random draws must not depend on the hash seed
         beat = _waves_to_leads(beat_time, _qrs_t_waves(kind, labels, rr, rng), rotation)
         templates[kind] = _st_t_changes(labels, rr, rng, beat_time, beat, territory) if kind != "pvc" else beat
     for time, kind in zip(qrs_times, qrs_kinds):

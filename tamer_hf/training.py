@@ -21,17 +21,15 @@ import re
 import shutil
 import signal
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .distributed import gather_with_grad, is_distributed
 from .modeling.configuration_tamer import LOSS_TERMS
 from .modeling.feature_extraction_tamer import TamerFeatureExtractor
-from .modeling.modeling_tamer import TamerModel, TamerTextEncoding, info_nce
+from .modeling.modeling_tamer import TamerModel, TamerTextEncoding
 from .modeling.processing_tamer import TamerProcessor
 from .presets import MODEL_PRESETS, preset_config
 
@@ -384,35 +382,6 @@ def shared_report_tokenizer(accelerator, reports: list[str], vocab_size: int):
 # The loss of one micro-batch
 
 
-@contextmanager
-def rada_outside_model(config):
-    """Let the caller compute RADA (with duplicate masking) instead of the model; restores the flag afterwards."""
-    config.use_rada = False
-    try:
-        yield
-    finally:
-        config.use_rada = True
-
-
-def masked_rada_loss(ecg_embeds, text_embeds, report_ids, temperature, exclude_positive, gather=None):
-    """RADA where pairs sharing the identical report are not negatives of each other (false negatives).
-
-    The model's `info_nce` scores the logits; masked entries are -inf, so they leave the softmax denominator.
-    """
-    ecg_embeds, text_embeds = F.normalize(ecg_embeds, dim=-1), F.normalize(text_embeds, dim=-1)
-    all_ecg, all_text, all_ids, offset = ecg_embeds, text_embeds, report_ids, 0
-    if gather is not None:
-        all_ecg, offset = gather(ecg_embeds)
-        all_text, _ = gather(text_embeds)
-        all_ids, _ = gather(report_ids)
-    targets = torch.arange(len(report_ids), device=report_ids.device) + offset  # (n,)
-    duplicate = report_ids[:, None] == all_ids[None, :]  # (n, N)
-    duplicate[torch.arange(len(report_ids), device=report_ids.device), targets] = False
-    logits_ecg = (ecg_embeds @ all_text.T / temperature).masked_fill(duplicate, float("-inf"))  # (n, N)
-    logits_text = (text_embeds @ all_ecg.T / temperature).masked_fill(duplicate, float("-inf"))  # (n, N)
-    return (info_nce(logits_ecg, targets, exclude_positive) + info_nce(logits_text, targets, exclude_positive)) / 2
-
-
 def training_loss(model, config, batch: dict, text_cache: TextFeatureCache | None = None, gather=None,
                   mask_duplicate_reports: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
     """Total loss of one micro-batch and its components (floats, for logging).
@@ -426,18 +395,11 @@ def training_loss(model, config, batch: dict, text_cache: TextFeatureCache | Non
                                                                               batch["input_values"].device)
     else:
         inputs["input_ids"], inputs["attention_mask"] = batch["input_ids"], batch["attention_mask"]
-    mask_rada = mask_duplicate_reports and config.use_rada
-    if not mask_rada:
-        outputs = model(**inputs)
-        parts = {term: getattr(outputs, f"loss_{term}") for term in LOSS_TERMS}
-        loss = outputs.loss
-    else:
-        with rada_outside_model(config):
-            outputs = model(**inputs)
-        parts = {term: getattr(outputs, f"loss_{term}") for term in LOSS_TERMS}
-        parts["rada"] = masked_rada_loss(outputs.ecg_embeds, outputs.text_embeds, batch["report_ids"],
-                                         config.rada_temperature, config.exclude_positive_from_denominator, gather)
-        loss = sum(value for value in parts.values() if value is not None)
+    if mask_duplicate_reports:
+        inputs["report_ids"] = batch["report_ids"]  # identical reports are not RADA negatives of each other
+    outputs = model(**inputs)
+    parts = {term: getattr(outputs, f"loss_{term}") for term in LOSS_TERMS}
+    loss = outputs.loss
     return loss, {term: value.item() for term, value in parts.items() if value is not None}
 
 
@@ -815,7 +777,7 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
 
 __all__ = [
     "InputError", "build_arg_parser", "parse_args", "resolve_args", "load_corpus", "ReportTable", "TextFeatureCache",
-    "PretrainCollator", "build_model_and_processor", "shared_report_tokenizer", "training_loss", "masked_rada_loss", "zero_shot_auc",
+    "PretrainCollator", "build_model_and_processor", "shared_report_tokenizer", "training_loss", "zero_shot_auc",
     "jsonl_tracker_class", "make_trackers", "save_checkpoint", "resolve_checkpoint", "list_checkpoints",
     "plan_schedule", "pretrain", "gather_with_grad", "is_distributed", "PAPER_DEFAULTS", "QUICK_START_DEFAULTS",
 ]
