@@ -9,6 +9,11 @@ MODEL_PRESETS = {
         spec_stem_channels=16, spec_channels=[16, 32, 64, 64], spec_blocks_per_stage=[1, 1, 1, 1],
         projection_dim=64, wlai_num_heads=4, pool_num_heads=4,
     ),
+    "quick": dict(
+        ecg_stem_channels=16, ecg_channels=[16, 32, 64, 64], ecg_blocks_per_stage=[1, 1, 1, 1],
+        spec_stem_channels=8, spec_channels=[8, 8, 16, 16], spec_blocks_per_stage=[1, 1, 1, 1],
+        projection_dim=64, wlai_num_heads=4, pool_num_heads=4,
+    ),
     "tiny": dict(
         ecg_stem_channels=8, ecg_channels=[8, 16, 16, 32], ecg_blocks_per_stage=[1, 1, 1, 1],
         spec_stem_channels=8, spec_channels=[8, 8, 16, 16], spec_blocks_per_stage=[1, 1, 1, 1],

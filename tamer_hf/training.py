@@ -41,13 +41,13 @@ PAPER_DEFAULTS = dict(
     model_preset="paper", text_encoder=PAPER_TEXT_ENCODER, batch_size=256, num_train_epochs=50, max_steps=None,
     learning_rate=2e-4,
     cache_text_features="auto", mask_duplicate_reports=False, eval_steps=2000, checkpointing_steps=2000,
-    logging_steps=50,
+    logging_steps=50, precise_bn_batches=50,
 )
 QUICK_START_DEFAULTS = dict(
     model_preset="tiny", text_encoder=LOCAL_TEXT_ENCODER, batch_size=32, num_train_epochs=None, max_steps=300,
     learning_rate=1e-3,  # a short run on a small corpus; the paper's 2e-4 is for batch 256 x 50 epochs of MIMIC
     cache_text_features="auto", mask_duplicate_reports=True, eval_steps=100, checkpointing_steps=100,
-    logging_steps=10,
+    logging_steps=10, precise_bn_batches=16,
 )
 QUICK_START_RECORDS = 1500  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
 
@@ -110,6 +110,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"],
                        help="default: what `accelerate config` / `accelerate launch` says")
     train.add_argument("--seed", type=int, default=42)
+    train.add_argument("--precise_bn_batches", type=int,
+                       help="before each validation and the final save, recompute the BatchNorm statistics as the "
+                       "plain average over this many training batches (0: keep the running averages)")
     train.add_argument("--cache_text_features", choices=["auto", "always", "never"],
                        help="encode each unique report once with the frozen encoder (auto: when it fits "
                        "--text_cache_max_gb)")
@@ -148,7 +151,7 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
     positive = ["batch_size", "gradient_accumulation_steps", "scheduler_t0", "max_text_length", "synthetic_records",
                 "max_eval_samples"]
     non_negative = ["checkpointing_steps", "eval_steps", "logging_steps", "dataloader_num_workers", "weight_decay",
-                    "max_grad_norm", "checkpoints_total_limit"]
+                    "max_grad_norm", "checkpoints_total_limit", "precise_bn_batches"]
     for name in positive:
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise InputError(f"--{name} must be positive, got {getattr(args, name)}.")
@@ -376,6 +379,46 @@ def shared_report_tokenizer(accelerator, reports: list[str], vocab_size: int):
     if accelerator.num_processes > 1:
         broadcast_object_list(vocab)
     return BertTokenizer(vocab=vocab[0], do_lower_case=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# BatchNorm statistics
+
+
+def precise_bn_batches(train_set, collator, batch_size: int, num_batches: int):
+    """The first `num_batches` full batches of the training split in stored order: the same rows in every process and
+    at every call, so recomputed statistics are identical across processes and after a resume."""
+    rows = min(num_batches * batch_size, len(train_set))
+    for start in range(0, rows - batch_size + 1, batch_size):
+        yield collator([train_set[index] for index in range(start, start + batch_size)])["input_values"]
+
+
+@torch.no_grad()
+def recompute_batchnorm_statistics(model: TamerModel, batches) -> int:
+    """Replace the BatchNorm running averages by the plain average of the batch statistics over `batches` (PreciseBN).
+
+    The running averages (momentum 0.1) mix statistics of the last few dozen steps' weights; while the weights still
+    move fast (short runs, high learning rates) they no longer match the final weights, and eval-mode embeddings
+    drift away from the training-mode ones. Training losses never use the running averages, so this changes only
+    evaluation and the saved model. Returns the number of batches used.
+    """
+    norms = [module for module in model.modules() if isinstance(module, torch.nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return 0
+    device = next(model.parameters()).device
+    was_training, momenta = model.training, [norm.momentum for norm in norms]
+    for norm in norms:
+        norm.reset_running_stats()
+        norm.momentum = None  # cumulative average over the batches below
+    model.train()
+    used = 0
+    for input_values in batches:
+        model.encode_ecg(input_values.to(device))
+        used += 1
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.train(was_training)
+    return used
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -681,6 +724,12 @@ def pretrain(args) -> dict:
     )
 
     # 5. Training loop ------------------------------------------------------------------------------------------------
+    def refresh_batchnorm():  # in every process: the buffers stay identical (same rows everywhere)
+        if args.precise_bn_batches:
+            with accelerator.autocast():
+                recompute_batchnorm_statistics(accelerator.unwrap_model(model), precise_bn_batches(
+                    train_set, collator, args.batch_size, args.precise_bn_batches))
+
     progress = tqdm(total=schedule.max_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
                     desc="pre-training")
     step_losses, step_parts, last_eval, started = [], {}, None, time.time()
@@ -721,6 +770,7 @@ def pretrain(args) -> dict:
                 progress.set_postfix(loss=f"{global_loss:.3f}")
             step_parts = {}
             if args.eval_steps and validation_set is not None and completed_steps % args.eval_steps == 0:
+                refresh_batchnorm()
                 last_eval = _validate(accelerator, model, processor, validation_set, args, completed_steps)
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit, processor)
@@ -735,6 +785,7 @@ def pretrain(args) -> dict:
 
     # 6. Final model: save_pretrained (model + processor + pipeline), held-out zero-shot AUC, model card ------------
     accelerator.wait_for_everyone()
+    refresh_batchnorm()
     summary = {"completed_steps": completed_steps, "train_seconds": round(train_seconds, 1),
                "train_records": len(train_set), "unique_reports": len(reports.reports),
                "num_processes": accelerator.num_processes, "model_preset": args.model_preset,
@@ -778,6 +829,7 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
 __all__ = [
     "InputError", "build_arg_parser", "parse_args", "resolve_args", "load_corpus", "ReportTable", "TextFeatureCache",
     "PretrainCollator", "build_model_and_processor", "shared_report_tokenizer", "training_loss", "zero_shot_auc",
+    "recompute_batchnorm_statistics", "precise_bn_batches",
     "jsonl_tracker_class", "make_trackers", "save_checkpoint", "resolve_checkpoint", "list_checkpoints",
     "plan_schedule", "pretrain", "gather_with_grad", "is_distributed", "PAPER_DEFAULTS", "QUICK_START_DEFAULTS",
 ]
