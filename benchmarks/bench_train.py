@@ -21,13 +21,13 @@ import torch
 
 TEXT_SHAPES = {  # (hidden size, layers)
     "medcpt": (768, 12),  # the size of ncbi/MedCPT-Query-Encoder (BERT-base), randomly initialised offline
-    "local": (64, 2),  # the quick start's local encoder
+    "local": (256, 1),  # the quick start's local encoder
 }
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper"])
+    parser.add_argument("--preset", default="tiny", choices=["tiny", "quick", "small", "paper"])
     parser.add_argument("--text_shape", default="medcpt", choices=sorted(TEXT_SHAPES))
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per variant")

@@ -31,12 +31,17 @@ def write_model_card(folder: str | os.PathLike, summary: dict | None = None, rep
         base_model=summary.get("text_encoder") if "/" in str(summary.get("text_encoder", "")) else None,
     )
     model_id = repo_id or "path/to/this/folder"
+    prompting = summary.get("zero_shot_prompts") or {}
+    template = prompting.get("template", "{}")
+    template_argument = "" if template == "{}" else f", hypothesis_template={template!r}"
+    prompt_kind = "full clinical description" if prompting.get("prompts") == "description" else "clinical name"
     results = "Not evaluated (no labelled test split)."
     if test:
         rows = "\n".join(f"| {name} | {'excluded' if auc is None else f'{auc:.4f}'} |"
                          for name, auc in test.get("per_class", {}).items())
         results = (f"Zero-shot macro-AUC on {test['num_records']} held-out records: **{test['macro_auc']:.4f}** "
-                   f"(cosine between the ECG embedding and each label's clinical description).\n\n"
+                   f"(cosine between the ECG embedding and each label's {prompt_kind}, written through the "
+                   f"template `{template}`).\n\n"
                    f"| Label | AUC |\n|---|---|\n{rows}")
     content = f"""---
 {card_data.to_yaml()}
@@ -53,7 +58,7 @@ space; the zero-shot score of a label is their cosine similarity.
 ```python
 import tamer_hf  # registers the classes and the pipeline task
 classifier = tamer_hf.pipeline("zero-shot-ecg-classification", model="{model_id}")
-classifier(ecg_array, sampling_rate=500, candidate_labels=["atrial fibrillation", "sinus rhythm"])
+classifier(ecg_array, sampling_rate=500, candidate_labels=["atrial fibrillation", "sinus rhythm"]{template_argument})
 ```
 
 Without `tamer-hf` installed (the modeling code travels with the checkpoint):

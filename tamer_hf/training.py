@@ -39,17 +39,18 @@ LOCAL_TEXT_ENCODER = "local"  # a WordPiece tokenizer trained on the corpus' rep
 # Defaults of a real run (TAMER paper) and of the offline quick start (no --dataset); explicit arguments win over both.
 PAPER_DEFAULTS = dict(
     model_preset="paper", text_encoder=PAPER_TEXT_ENCODER, batch_size=256, num_train_epochs=50, max_steps=None,
-    learning_rate=2e-4,
+    learning_rate=2e-4, scheduler_t0=40000,
     cache_text_features="auto", mask_duplicate_reports=False, eval_steps=2000, checkpointing_steps=2000,
     logging_steps=50, precise_bn_batches=50,
 )
 QUICK_START_DEFAULTS = dict(
-    model_preset="tiny", text_encoder=LOCAL_TEXT_ENCODER, batch_size=32, num_train_epochs=None, max_steps=300,
+    model_preset="quick", text_encoder=LOCAL_TEXT_ENCODER, batch_size=32, num_train_epochs=None, max_steps=800,
     learning_rate=1e-3,  # a short run on a small corpus; the paper's 2e-4 is for batch 256 x 50 epochs of MIMIC
-    cache_text_features="auto", mask_duplicate_reports=True, eval_steps=100, checkpointing_steps=100,
+    scheduler_t0=None,  # one cosine cycle over the whole run (the learning rate ends near 0)
+    cache_text_features="auto", mask_duplicate_reports=True, eval_steps=200, checkpointing_steps=200,
     logging_steps=10, precise_bn_batches=16,
 )
-QUICK_START_RECORDS = 1500  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
+QUICK_START_RECORDS = 4000  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -104,8 +105,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     train.add_argument("--max_steps", type=int, help="optimizer steps; overrides --num_train_epochs")
     train.add_argument("--learning_rate", type=float, help="AdamW learning rate (paper: 2e-4)")
     train.add_argument("--weight_decay", type=float, default=1e-7)
-    train.add_argument("--scheduler_t0", type=int, default=40000,
-                       help="CosineAnnealingWarmRestarts T_0 in optimizer steps (paper: 40000)")
+    train.add_argument("--scheduler_t0", type=int,
+                       help="CosineAnnealingWarmRestarts T_0 in optimizer steps (paper: 40000; quick start: the run's "
+                       "length)")
     train.add_argument("--max_grad_norm", type=float, default=0.0, help="clip gradients (0: off, as the paper)")
     train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"],
                        help="default: what `accelerate config` / `accelerate launch` says")
@@ -129,6 +131,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     track.add_argument("--max_eval_samples", type=int, default=1000)
     track.add_argument("--zero_shot_prompts", choices=["name", "description"], default="name",
                        help="label prompt: clinical name, or the packaged clinical description")
+    track.add_argument("--zero_shot_template", default="{}.",
+                       help="formats each label prompt; '{}.' writes it as a report sentence (as the reports are), "
+                       "the pipeline's hypothesis_template")
     track.add_argument("--report_to", default="jsonl,tensorboard", help="comma list of jsonl, tensorboard; or none")
     track.add_argument("--project_name", default="tamer-pretraining")
     track.add_argument("--save_every_loss", help=argparse.SUPPRESS)  # tests: JSONL of every step's loss
@@ -148,6 +153,8 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, name, value)
     if args.max_steps is None and args.num_train_epochs is None:
         args.num_train_epochs = PAPER_DEFAULTS["num_train_epochs"]
+    if args.scheduler_t0 is None:
+        args.scheduler_t0 = args.max_steps or PAPER_DEFAULTS["scheduler_t0"]
     positive = ["batch_size", "gradient_accumulation_steps", "scheduler_t0", "max_text_length", "synthetic_records",
                 "max_eval_samples"]
     non_negative = ["checkpointing_steps", "eval_steps", "logging_steps", "dataloader_num_workers", "weight_decay",
@@ -521,11 +528,12 @@ def has_labels(dataset) -> bool:
 
 @torch.no_grad()
 def zero_shot_auc(model: TamerModel, processor: TamerProcessor, dataset, sampling_rate: float = 500.0,
-                  max_samples: int | None = None, prompts: str = "name") -> dict:
+                  max_samples: int | None = None, prompts: str = "name", template: str = "{}.") -> dict:
     """Macro-AUC of cosine(ECG, label prompt) on a labelled split.
 
     `prompts="name"`: each label's clinical name ("atrial fibrillation", the packaged description up to its colon);
-    `"description"`: the whole packaged description. Unknown labels are prompted by their code.
+    `"description"`: the whole packaged description. Unknown labels are prompted by their code. `template` formats
+    each prompt (the pipeline's `hypothesis_template`): "{}." makes it a sentence like those of the reports.
     """
     from datasets_scripts import label_names
 
@@ -546,7 +554,7 @@ def zero_shot_auc(model: TamerModel, processor: TamerProcessor, dataset, samplin
     model.eval()
     columns = dataset.with_format("numpy", columns=["ecg", "labels"])
     ecg_embeds = embed_ecgs(model, processor.feature_extractor, columns["ecg"], sampling_rate=int(sampling_rate))
-    prompt_embeds = embed_prompts(model, processor.tokenizer, make_prompts(names, "{}", descriptions))
+    prompt_embeds = embed_prompts(model, processor.tokenizer, make_prompts(names, template, descriptions))
     model.train(was_training)
     result = per_class_auc(np.asarray(columns["labels"]), cosine_scores(ecg_embeds, prompt_embeds), names)
     result["num_records"] = len(dataset)
@@ -790,14 +798,16 @@ def pretrain(args) -> dict:
                "train_records": len(train_set), "unique_reports": len(reports.reports),
                "num_processes": accelerator.num_processes, "model_preset": args.model_preset,
                "text_encoder": args.text_encoder, "dataset": args.dataset or "synthetic (datasets_scripts.synthetic)",
-               "loss_terms": config.enabled_losses, "validation": last_eval}
+               "loss_terms": config.enabled_losses, "validation": last_eval,
+               "zero_shot_prompts": {"prompts": args.zero_shot_prompts, "template": args.zero_shot_template}}
     if accelerator.is_main_process:
         from .model_card import write_model_card
         from .pipelines import save_pretrained_with_pipeline
 
         final_model = accelerator.unwrap_model(model)
         if test_set is not None:
-            result = zero_shot_auc(final_model, processor, test_set, args.sampling_rate, None, args.zero_shot_prompts)
+            result = zero_shot_auc(final_model, processor, test_set, args.sampling_rate, None, args.zero_shot_prompts,
+                                   args.zero_shot_template)
             summary["test"] = {"macro_auc": result["macro_auc"], "num_records": result["num_records"],
                                "per_class": result["per_class"], "excluded": result["excluded"]}
             accelerator.print(f"Zero-shot macro-AUC on {result['num_records']} held-out records "
@@ -817,7 +827,7 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
     result = None
     if accelerator.is_main_process:
         result = zero_shot_auc(accelerator.unwrap_model(model), processor, validation_set, args.sampling_rate,
-                               args.max_eval_samples, args.zero_shot_prompts)
+                               args.max_eval_samples, args.zero_shot_prompts, args.zero_shot_template)
         accelerator.log({"eval/zero_shot_macro_auc": result["macro_auc"]}, step=step)
         accelerator.print(f"step {step}: zero-shot macro-AUC (validation, {result['num_records']} records) "
                           f"{result['macro_auc']:.4f}")

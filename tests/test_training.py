@@ -1,7 +1,8 @@
-"""Pre-training end to end on CPU: the model really learns (zero-shot macro-AUC on held-out synthetic records), the
-saved folder reloads in fresh processes (with and without tamer_hf), custom Parquet data trains, bad input is named.
+"""Pre-training end to end on CPU: the quick start learns zero-shot diagnosis (macro-AUC >= 0.85 on held-out synthetic
+records, label names as prompts), the saved folder reloads in fresh processes (with and without tamer_hf), custom
+Parquet data trains, bad input is named.
 
-One shared run (module fixture) keeps the file well under two minutes on 2 cores.
+One shared run (module fixture): the README's quick start with its own defaults, about 5 minutes on 2 cores.
 """
 
 import json
@@ -16,13 +17,10 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = {**os.environ, "OMP_NUM_THREADS": "2", "PYTHONPATH": REPO, "HF_HUB_OFFLINE": "1"}
-# The issue asks for >= 0.85. NOT reached: with the offline bag-of-words text encoder the quick start plateaus near
-# 0.63 (docs/training.md, "Measured figures"). This smaller, reproducible run (fixed vocabulary) measures 0.595 macro,
-# with CLBBB 0.956, CRBBB 0.876 (chance is 0.5); the floors below check that it learnt, they are not the target.
-ZERO_SHOT_AUC_FLOOR = 0.55
-LEARNT_CLASS_AUC, MIN_LEARNT_CLASSES = 0.75, 2
-# A smaller run than the quick start (README: `accelerate launch examples/pretrain.py`), same defaults otherwise.
-SMALL_RUN = ["--max_steps", "150", "--synthetic_records", "1000", "--eval_steps", "75", "--checkpointing_steps", "75"]
+ZERO_SHOT_AUC_TARGET = 0.85  # issue 4: the quick start's held-out zero-shot macro-AUC
+# The quick start's defaults (`accelerate launch examples/pretrain.py`), smaller only in that the final held-out
+# scoring and the periodic validation see the same splits; a fixed vocabulary makes the run reproducible.
+QUICK_START = ["--eval_steps", "400", "--checkpointing_steps", "400"]
 
 
 def run_pretrain(*args, launcher=("-m", "accelerate.commands.launch", "--num_processes", "1", "--mixed_precision",
@@ -50,10 +48,12 @@ def word_level_tokenizer(folder, texts):
 def quick_run(tmp_path_factory):
     from datasets_scripts import synthetic
 
+    from tamer_hf.training import QUICK_START_RECORDS
+
     root = tmp_path_factory.mktemp("quick")
     out = root / "run"
-    reports = synthetic.generate(num_records=1000, seed=42)["train"]["report"]
-    done = run_pretrain("--output_dir", str(out), *SMALL_RUN, "--tokenizer", word_level_tokenizer(root / "tok", reports))
+    reports = synthetic.generate(num_records=QUICK_START_RECORDS, seed=42)["train"]["report"]
+    done = run_pretrain("--output_dir", str(out), *QUICK_START, "--tokenizer", word_level_tokenizer(root / "tok", reports))
     assert done.returncode == 0, done.stderr[-4000:]
     return out, done.stdout + done.stderr
 
@@ -61,24 +61,26 @@ def quick_run(tmp_path_factory):
 def test_small_quick_start_learns_zero_shot_diagnosis(quick_run):
     out, log = quick_run
     summary = json.loads((out / "training_summary.json").read_text())
-    assert summary["completed_steps"] == 150
+    assert summary["completed_steps"] == 800 and summary["model_preset"] == "quick"
     test = summary["test"]
-    assert test["num_records"] >= 80  # held-out synthetic records (the generator's test split)
+    assert test["num_records"] >= 300  # held-out synthetic records (the generator's test split)
     assert f"Zero-shot macro-AUC on {test['num_records']} held-out records (test): {test['macro_auc']:.4f}" in log
-    assert test["macro_auc"] >= ZERO_SHOT_AUC_FLOOR, test
-    learnt = [name for name, auc in test["per_class"].items() if auc is not None and auc >= LEARNT_CLASS_AUC]
-    assert len(learnt) >= MIN_LEARNT_CLASSES, test["per_class"]  # chance is 0.5 for every class
+    assert test["macro_auc"] >= ZERO_SHOT_AUC_TARGET, test
+    assert sum(auc is not None for auc in test["per_class"].values()) >= 12  # the macro is over most labels
 
 
 def test_run_logs_to_jsonl_and_tensorboard_and_validates(quick_run):
     out, log = quick_run
     rows = [json.loads(line) for line in (out / "logs" / "tamer-pretraining" / "metrics.jsonl").read_text().splitlines()]
     assert "config" in rows[0] and rows[0]["config"]["learning_rate"] == 1e-3  # the quick-start default
+    assert rows[0]["config"]["scheduler_t0"] == 800  # one cosine cycle over the run
     losses = [row["train/loss"] for row in rows if "train/loss" in row]
     assert losses[-1] < losses[0]
-    assert [row["step"] for row in rows if "eval/zero_shot_macro_auc" in row] == [75, 150]
+    lrs = {row["step"]: row["train/lr"] for row in rows if "train/lr" in row}  # the rate of the next step
+    assert lrs[790] < 0.01 * lrs[10] and lrs[400] == pytest.approx(0.5 * (lrs[10] + lrs[790]), rel=0.05)  # cosine
+    assert [row["step"] for row in rows if "eval/zero_shot_macro_auc" in row] == [400, 800]
     assert any(name.startswith("events.out.tfevents") for _, _, names in os.walk(out / "logs") for name in names)
-    assert sorted(os.listdir(out / "checkpoints")) == ["step_150", "step_75"]
+    assert sorted(os.listdir(out / "checkpoints")) == ["step_400", "step_800"]
 
 
 def test_saved_folder_loads_with_auto_classes_in_a_fresh_process(quick_run):
@@ -185,7 +187,9 @@ def test_the_cli_prints_one_line_for_bad_input():
 
 def test_quick_start_defaults_and_paper_defaults():
     quick, paper = args_for(), args_for("--dataset", "data/mimic")
-    assert (quick.model_preset, quick.text_encoder, quick.dataset) == ("tiny", "local", None)
+    assert (quick.model_preset, quick.text_encoder, quick.dataset) == ("quick", "local", None)
+    assert (quick.max_steps, quick.scheduler_t0, quick.zero_shot_template) == (800, 800, "{}.")
+    assert args_for("--max_steps", "50").scheduler_t0 == 50
     assert (paper.model_preset, paper.text_encoder, paper.batch_size, paper.num_train_epochs) == \
         ("paper", "ncbi/MedCPT-Query-Encoder", 256, 50)
     assert (paper.learning_rate, paper.weight_decay, paper.scheduler_t0) == (2e-4, 1e-7, 40000)
