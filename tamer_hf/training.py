@@ -153,8 +153,6 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             setattr(args, name, value)
     if args.max_steps is None and args.num_train_epochs is None:
         args.num_train_epochs = PAPER_DEFAULTS["num_train_epochs"]
-    if args.scheduler_t0 is None:
-        args.scheduler_t0 = args.max_steps or PAPER_DEFAULTS["scheduler_t0"]
     positive = ["batch_size", "gradient_accumulation_steps", "scheduler_t0", "max_text_length", "synthetic_records",
                 "max_eval_samples"]
     non_negative = ["checkpointing_steps", "eval_steps", "logging_steps", "dataloader_num_workers", "weight_decay",
@@ -167,6 +165,8 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             raise InputError(f"--{name} must not be negative, got {getattr(args, name)}.")
     if args.max_steps is not None and args.max_steps <= 0:
         raise InputError(f"--max_steps must be positive, got {args.max_steps}.")
+    if args.scheduler_t0 is None:  # quick start: one cosine cycle over the run
+        args.scheduler_t0 = args.max_steps or PAPER_DEFAULTS["scheduler_t0"]
     if args.num_train_epochs is not None and args.num_train_epochs <= 0:
         raise InputError(f"--num_train_epochs must be positive, got {args.num_train_epochs}.")
     if args.max_train_samples is not None and args.max_train_samples <= 0:
