@@ -59,7 +59,7 @@ def quick_run(tmp_path_factory):
     return out, done.stdout + done.stderr
 
 
-def test_small_quick_start_learns_zero_shot_diagnosis(quick_run):
+def test_quick_start_reaches_the_zero_shot_target(quick_run):
     out, log = quick_run
     summary = json.loads((out / "training_summary.json").read_text())
     assert summary["completed_steps"] == 800 and summary["model_preset"] == "quick"
