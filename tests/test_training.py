@@ -169,6 +169,8 @@ def args_for(*argv):
     (["--learning_rate", "0"], "--learning_rate must be positive"),
     (["--no_rlca", "--no_uecr", "--no_rada", "--no_rgwr"], "every loss term is switched off"),
     (["--report_to", "wandb"], "unknown tracker"),
+    (["--precise_bn_batches", "-1"], "--precise_bn_batches must not be negative"),
+    (["--scheduler_t0", "0"], "--scheduler_t0 must be positive"),
 ])
 def test_bad_arguments_are_named(argv, message):
     with pytest.raises(ValueError, match=message):
