@@ -419,12 +419,14 @@ def recompute_batchnorm_statistics(model: TamerModel, batches) -> int:
         norm.momentum = None  # cumulative average over the batches below
     model.train()
     used = 0
-    for input_values in batches:
-        model.encode_ecg(input_values.to(device))
-        used += 1
-    for norm, momentum in zip(norms, momenta):
-        norm.momentum = momentum
-    model.train(was_training)
+    try:
+        for input_values in batches:
+            model.encode_ecg(input_values.to(device))
+            used += 1
+    finally:  # momentum and mode as they were, even if a batch fails
+        for norm, momentum in zip(norms, momenta):
+            norm.momentum = momentum
+        model.train(was_training)
     return used
 
 
@@ -732,11 +734,15 @@ def pretrain(args) -> dict:
     )
 
     # 5. Training loop ------------------------------------------------------------------------------------------------
+    refreshed_at_step = None
+
     def refresh_batchnorm():  # in every process: the buffers stay identical (same rows everywhere)
-        if args.precise_bn_batches:
+        nonlocal refreshed_at_step
+        if args.precise_bn_batches and refreshed_at_step != completed_steps:  # same weights: same statistics
             with accelerator.autocast():
                 recompute_batchnorm_statistics(accelerator.unwrap_model(model), precise_bn_batches(
                     train_set, collator, args.batch_size, args.precise_bn_batches))
+            refreshed_at_step = completed_steps
 
     progress = tqdm(total=schedule.max_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
                     desc="pre-training")
