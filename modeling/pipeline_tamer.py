@@ -116,6 +116,8 @@ class ZeroShotECGClassificationPipeline(Pipeline):
                 f"Got a batch of {input_values.shape[0]} ECGs as one input; pass a list of ECGs to classify several."
             )
         prompts = make_prompts(candidate_labels, hypothesis_template, label_descriptions)
+        if multi_label:
+            check_template(negative_template, "negative_template")
         negative_prompts = [negative_template.format(prompt) for prompt in prompts] if multi_label else []
         return {
             "input_values": input_values.to(self.dtype),
@@ -196,9 +198,24 @@ def _check_input(inputs):
     )
 
 
+def check_template(template, name: str = "hypothesis_template") -> str:
+    """A prompt template must hold exactly one empty `{}` field: anything else would fail deep inside `str.format`
+    or, without a field, encode the same text for every label."""
+    if not isinstance(template, str):
+        raise ValueError(f"{name} must be a string with one '{{}}', got {type(template).__name__}.")
+    try:
+        filled = [template.format(marker) for marker in ("\x00", "\x01")]
+    except (IndexError, KeyError, ValueError) as error:
+        raise ValueError(f"{name} {template!r} is not a template with one '{{}}' ({error!r}).") from None
+    if filled[0] == filled[1] or filled[0].count("\x00") != 1:
+        raise ValueError(f"{name} {template!r} must contain '{{}}' exactly once, where the label goes.")
+    return template
+
+
 def make_prompts(candidate_labels, hypothesis_template="{}", label_descriptions=None) -> list[str]:
     """The text encoded for each label: its description (else the label) through the template, lower-cased."""
     # Lower-cased because the pre-training reports are lower-cased (MERL preprocessing, paper_code.md §2.5).
+    check_template(hypothesis_template)
     descriptions = label_descriptions or {}
     return [hypothesis_template.format(descriptions.get(label, label)).lower() for label in candidate_labels]
 
@@ -217,4 +234,5 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["ZeroShotECGClassificationPipeline", "make_prompts", "prompt_max_length", "register_pipeline", "TASK"]
+__all__ = ["ZeroShotECGClassificationPipeline", "check_template", "make_prompts", "prompt_max_length", "register_pipeline",
+           "TASK"]

@@ -30,6 +30,7 @@ from .distributed import gather_with_grad, is_distributed
 from .modeling.configuration_tamer import LOSS_TERMS
 from .modeling.feature_extraction_tamer import TamerFeatureExtractor
 from .modeling.modeling_tamer import TamerModel, TamerTextEncoding
+from .modeling.pipeline_tamer import check_template
 from .modeling.processing_tamer import TamerProcessor
 from .presets import MODEL_PRESETS, preset_config
 
@@ -177,6 +178,10 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         raise InputError("every loss term is switched off (--no_rlca --no_uecr --no_rada --no_rgwr); keep at least one.")
     if args.temperature is not None and args.temperature <= 0:
         raise InputError(f"--temperature must be positive, got {args.temperature}.")
+    try:
+        check_template(args.zero_shot_template, "--zero_shot_template")
+    except ValueError as error:
+        raise InputError(str(error)) from None
     unknown = {name.strip() for name in args.report_to.split(",")} - {"jsonl", "tensorboard", "none", ""}
     if unknown:
         raise InputError(f"--report_to: unknown tracker(s) {sorted(unknown)}; use jsonl, tensorboard or none.")

@@ -157,6 +157,12 @@ def test_a_batch_gives_the_same_scores_as_one_by_one_calls(classifier, ecgs):
         ("corrupt.hea", {"candidate_labels": LABELS}, ValueError, "Could not read"),
         (3.5, {"sampling_rate": 500, "candidate_labels": LABELS}, TypeError, "numpy array"),
         ("ecg", {"sampling_rate": 500, "candidate_labels": LABELS, "top_k": 0}, ValueError, "top_k"),
+        ("ecg", {"sampling_rate": 500, "candidate_labels": LABELS, "hypothesis_template": "an ecg"}, ValueError,
+         r"hypothesis_template 'an ecg' must contain '\{\}' exactly once"),
+        ("ecg", {"sampling_rate": 500, "candidate_labels": LABELS, "hypothesis_template": "{label}"}, ValueError,
+         "hypothesis_template '{label}' is not a template"),
+        ("ecg", {"sampling_rate": 500, "candidate_labels": LABELS, "multi_label": True, "negative_template": "no"},
+         ValueError, "negative_template 'no' must contain"),
     ],
 )
 def test_bad_inputs_give_clear_errors(classifier, ecgs, tmp_path, inputs, kwargs, error, match):

@@ -171,6 +171,7 @@ def args_for(*argv):
     (["--report_to", "wandb"], "unknown tracker"),
     (["--precise_bn_batches", "-1"], "--precise_bn_batches must not be negative"),
     (["--scheduler_t0", "0"], "--scheduler_t0 must be positive"),
+    (["--zero_shot_template", "atrial fibrillation"], r"--zero_shot_template 'atrial fibrillation' must contain '\{\}'"),
 ])
 def test_bad_arguments_are_named(argv, message):
     with pytest.raises(ValueError, match=message):
