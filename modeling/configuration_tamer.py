@@ -6,7 +6,7 @@ comment next to each field says where the value comes from.
 
 from transformers import BertConfig, PreTrainedConfig
 
-CANONICAL_LEADS = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"]
+from .ecg_signal import CANONICAL_LEADS
 LOSS_TERMS = ("rlca", "uecr", "rada", "rgwr")
 
 

@@ -13,8 +13,7 @@ import torch
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import logging
 
-from .configuration_tamer import CANONICAL_LEADS
-from .modeling_tamer import stft_magnitude
+from .ecg_signal import CANONICAL_LEADS, stft_magnitude
 
 logger = logging.get_logger(__name__)
 

@@ -16,156 +16,21 @@ Shapes in comments use the default configuration (D = projection_dim = 256).
 """
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import BertModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.utils import ModelOutput
 
 from .configuration_tamer import TamerConfig
-
-# A gather function maps this process's (n, D) embeddings to the (N, D) embeddings of the global batch (with
-# gradients) and returns the offset of this process's rows inside it. `None` means a single process.
-GatherFn = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Spectrogram
-
-
-def stft_frame_count(num_samples: int, win_length: int, hop_length: int) -> int:
-    """Frames of `scipy.signal.stft(boundary="zeros", padded=True)`: 81 for 5000 samples, window 125, hop 63."""
-    padded = num_samples + 2 * (win_length // 2)
-    padded += (-(padded - win_length)) % hop_length
-    return (padded - win_length) // hop_length + 1
-
-
-def stft_magnitude(signal: torch.Tensor, window: torch.Tensor, n_fft: int, hop_length: int, log: bool = False):
-    """|STFT| of each lead, equal to `abs(scipy.signal.stft(x, nperseg=len(window), noverlap=len(window) - hop))`.
-
-    scipy's defaults extend the signal with len(window)//2 zeros at both ends, zero-pad the end to a whole number of
-    hops and scale by 1 / sum(window) ("spectrum" scaling); torch.stft(center=False) on that padded signal matches.
-    """
-    batch, leads, length = signal.shape
-    win_length = window.shape[0]
-    half = win_length // 2
-    end_pad = (-(length + 2 * half - win_length)) % hop_length
-    flat = F.pad(signal.reshape(batch * leads, length).float(), (half, half + end_pad))  # (B*12, 5000 + 165)
-    with torch.autocast(device_type=signal.device.type, enabled=False):
-        spec = torch.stft(
-            flat, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window.float(),
-            center=False, return_complex=True,
-        )  # (B*12, 63, 81)
-    magnitude = spec.abs() / window.sum()
-    if log:
-        magnitude = torch.log1p(magnitude)
-    return magnitude.reshape(batch, leads, *magnitude.shape[-2:])  # (B, 12, 63, 81)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Convolutional encoders (one residual implementation for the 1D ECG and the 2D spectrogram branch)
-
-
-def conv_output_length(length: int, kernel_size: int, stride: int, padding: int) -> int:
-    return (length + 2 * padding - kernel_size) // stride + 1
-
-
-class ResidualBlock(GradientCheckpointingLayer):
-    """ResNet basic block (two 3-wide convolutions + batch norm) in 1 or 2 dimensions."""
-
-    def __init__(self, dims: int, in_channels: int, out_channels: int, stride: int):
-        super().__init__()
-        conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-        self.conv1 = conv(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
-        self.norm1 = norm(out_channels)
-        self.conv2 = conv(out_channels, out_channels, 3, stride=1, padding=1, bias=False)
-        self.norm2 = norm(out_channels)
-        self.shortcut = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(conv(in_channels, out_channels, 1, stride=stride, bias=False), norm(out_channels))
-
-    def forward(self, hidden):
-        residual = self.shortcut(hidden)
-        hidden = F.relu(self.norm1(self.conv1(hidden)))
-        hidden = self.norm2(self.conv2(hidden))
-        return F.relu(hidden + residual)
-
-
-class ResNetEncoder(nn.Module):
-    """Stem convolution + stages of residual blocks; the first stage keeps the resolution, later ones halve it.
-
-    No max-pool (MERL's resnet1d), so a 5000-sample ECG becomes 313 time tokens with the ResNet-34 layout.
-    """
-
-    def __init__(self, dims, in_channels, stem_channels, stem_kernel_size, stem_stride, channels, blocks_per_stage):
-        super().__init__()
-        conv = nn.Conv1d if dims == 1 else nn.Conv2d
-        norm = nn.BatchNorm1d if dims == 1 else nn.BatchNorm2d
-        self.stem = nn.Sequential(
-            conv(in_channels, stem_channels, stem_kernel_size, stride=stem_stride, padding=stem_kernel_size // 2, bias=False),
-            norm(stem_channels),
-            nn.ReLU(inplace=True),
-        )
-        blocks, width = [], stem_channels
-        for stage, (out_channels, num_blocks) in enumerate(zip(channels, blocks_per_stage)):
-            for index in range(num_blocks):
-                stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(ResidualBlock(dims, width, out_channels, stride))
-                width = out_channels
-        self.blocks = nn.ModuleList(blocks)
-        self.stem_geometry = (stem_kernel_size, stem_stride, stem_kernel_size // 2)
-        self.num_downsampling_stages = max(len(channels) - 1, 0)
-
-    def output_length(self, length: int) -> int:
-        length = conv_output_length(length, *self.stem_geometry)
-        for _ in range(self.num_downsampling_stages):
-            length = conv_output_length(length, 3, 2, 1)
-        return length
-
-    def forward(self, hidden):
-        hidden = self.stem(hidden)
-        for block in self.blocks:
-            hidden = block(hidden)
-        return hidden
-
+from .ecg_layers import AttentionPool, ResidualBlock, ResNetEncoder, SelfAttentionBlock  # noqa: F401 (ResidualBlock: _no_split_modules)
+from .ecg_losses import GatherFn, contrastive_loss
+from .ecg_signal import stft_frame_count, stft_magnitude
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Fusion: WLAI
-
-
-class SelfAttentionBlock(GradientCheckpointingLayer):
-    """z = x + att(LN(x)) (pre-norm residual self-attention)."""
-
-    def __init__(self, dim: int, num_heads: int, dropout: float):
-        super().__init__()
-        self.norm = nn.LayerNorm(dim)
-        self.attention = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
-
-    def forward(self, tokens):
-        normed = self.norm(tokens)
-        attended, _ = self.attention(normed, normed, normed, need_weights=False)
-        return tokens + attended
-
-
-class AttentionPool(nn.Module):
-    """A learnable class token attends over the tokens (with learned positions) and becomes the pooled embedding."""
-
-    def __init__(self, dim: int, num_tokens: int, num_heads: int):
-        super().__init__()
-        self.class_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.position_embedding = nn.Parameter(torch.zeros(1, num_tokens + 1, dim))
-        self.attention = nn.MultiheadAttention(dim, num_heads, batch_first=True)
-
-    def forward(self, tokens):
-        class_token = self.class_token.expand(tokens.shape[0], -1, -1)
-        sequence = torch.cat([class_token, tokens], dim=1) + self.position_embedding  # (B, 1 + 401, D)
-        pooled, _ = self.attention(sequence[:, :1], sequence, sequence, need_weights=False)  # (B, 1, D)
-        return pooled[:, 0]
 
 
 class WLAI(nn.Module):
@@ -189,49 +54,6 @@ class WLAI(nn.Module):
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Losses
-
-
-def info_nce(logits: torch.Tensor, targets: torch.Tensor, exclude_positive: bool) -> torch.Tensor:
-    """-log softmax of the positive per row; with `exclude_positive` the denominator sums over j != i only
-    (a row left with no negative at all then contributes 0)."""
-    if not exclude_positive:
-        return F.cross_entropy(logits, targets)
-    positive = logits.gather(1, targets[:, None])[:, 0]
-    negatives = torch.logsumexp(logits.scatter(1, targets[:, None], float("-inf")), dim=1)
-    return torch.where(torch.isfinite(negatives), negatives - positive, torch.zeros_like(positive)).mean()
-
-
-def contrastive_loss(
-    embeds_a: torch.Tensor,
-    embeds_b: torch.Tensor,
-    temperature: float,
-    exclude_positive: bool = False,
-    gather: GatherFn | None = None,
-    sample_ids: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """L_CL: symmetric InfoNCE on cosine similarity, the mean of the a→b and b→a directions (paper Eq. for L_CL).
-
-    Every term (RLCA, UECR, RADA) uses this one function. With `gather`, each process scores its own rows against the
-    whole global batch, which gives the same gradient as one process holding the whole batch. With `sample_ids` (n,),
-    pairs whose ids are equal (e.g. two ECGs with the identical report) are false negatives and leave the
-    denominators.
-    """
-    embeds_a = F.normalize(embeds_a, dim=-1)
-    embeds_b = F.normalize(embeds_b, dim=-1)
-    all_a, all_b, offset = embeds_a, embeds_b, 0
-    if gather is not None:
-        all_a, offset = gather(embeds_a)
-        all_b, _ = gather(embeds_b)
-    targets = torch.arange(embeds_a.shape[0], device=embeds_a.device) + offset
-    logits_a = embeds_a @ all_b.T / temperature  # (n, N)
-    logits_b = embeds_b @ all_a.T / temperature  # (n, N)
-    if sample_ids is not None:
-        all_ids = gather(sample_ids)[0] if gather is not None else sample_ids  # (N,)
-        false_negatives = sample_ids[:, None] == all_ids[None, :]  # (n, N)
-        false_negatives[torch.arange(len(targets), device=targets.device), targets] = False
-        logits_a = logits_a.masked_fill(false_negatives, float("-inf"))
-        logits_b = logits_b.masked_fill(false_negatives, float("-inf"))
-    return (info_nce(logits_a, targets, exclude_positive) + info_nce(logits_b, targets, exclude_positive)) / 2
 
 
 def token_contrastive_loss(anchors, contexts, weights, valid, temperature):
