@@ -144,6 +144,11 @@ class TamerConfig(PreTrainedConfig):
         return output
 
     @property
+    def zero_shot_temperature(self) -> float:
+        """Temperature of the pipeline's label softmax: RADA's, the term that aligns ECGs with text."""
+        return self.rada_temperature
+
+    @property
     def enabled_losses(self) -> list[str]:
         return [term for term in LOSS_TERMS if getattr(self, f"use_{term}")]
 

@@ -30,7 +30,7 @@ class ZeroShotECGClassificationPipeline(Pipeline):
     ```
 
     Scores:
-    - `multi_label=False` (default): the labels compete; `softmax(cosine / config.rada_temperature)` over the candidate
+    - `multi_label=False` (default): the labels compete; `softmax(cosine / config.zero_shot_temperature)` over the candidate
       labels, so the scores sum to 1 (as zero-shot image/audio classification).
     - `multi_label=True`: each label is scored on its own, in [0, 1]: a two-way softmax at the same temperature between
       the label's prompt and its negation (`negative_template`, default "no {}"), i.e.
@@ -142,7 +142,7 @@ class ZeroShotECGClassificationPipeline(Pipeline):
 
     def postprocess(self, model_outputs, multi_label=False, function_to_apply="default", top_k=None):
         cosine = model_outputs["cosine"][0].float()  # (C,)
-        temperature = self.model.config.rada_temperature
+        temperature = self.model.config.zero_shot_temperature
         if function_to_apply == "none":
             scores = cosine
         elif multi_label:
@@ -221,8 +221,9 @@ def make_prompts(candidate_labels, hypothesis_template="{}", label_descriptions=
 
 
 def prompt_max_length(config) -> int:
-    """Prompts are truncated like MERL's (256 tokens), and never beyond the text encoder's positions."""
-    return min(MAX_PROMPT_TOKENS, config.text_config.max_position_embeddings)
+    """Prompts are truncated like MERL's (256 tokens), and never beyond the text encoder's learned positions (T5's
+    relative positions have no such limit)."""
+    return min(MAX_PROMPT_TOKENS, getattr(config.text_config, "max_position_embeddings", None) or MAX_PROMPT_TOKENS)
 
 
 def register_pipeline() -> None:
