@@ -40,8 +40,8 @@ def main(argv=None):
     from torch.utils.data import DataLoader
 
     from datasets_scripts import synthetic
-    from tamer_hf.training import (PretrainCollator, ReportTable, TextFeatureCache, build_model_and_processor,
-                                   training_loss)
+    from tamer_hf.families.tamer import TamerCollator, TextFeatureCache, build
+    from tamer_hf.training import ReportTable, training_loss
     from tamer_hf.text import train_report_tokenizer
 
     corpus = synthetic.generate(num_records=args.records, seed=0)["train"]
@@ -56,12 +56,12 @@ def main(argv=None):
     results = {}
     for variant in ("uncached", "cached"):
         torch.manual_seed(0)
-        model, processor = build_model_and_processor(options, reports.reports, tokenizer)
+        model, processor = build(options, reports.reports, tokenizer)
         model.train()
         started = time.perf_counter()
         cache = TextFeatureCache(model, tokenizer, reports.reports, 256) if variant == "cached" else None
         cache_seconds = time.perf_counter() - started
-        collate = PretrainCollator(processor, reports.reports, 500, tokenize=cache is None)
+        collate = TamerCollator(processor, reports.reports, 500, text_cache=cache, mask_duplicate_reports=True)
         loader = DataLoader(data, batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=collate,
                             generator=torch.Generator().manual_seed(0))
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-4, weight_decay=1e-7)
@@ -73,13 +73,13 @@ def main(argv=None):
             except StopIteration:
                 batches = iter(loader)
                 batch = next(batches)
-            loss, _ = training_loss(model, model.config, batch, cache, None, mask_duplicate_reports=True)
+            loss, _ = training_loss(model, batch)
             loss.backward()
             optimizer.step()
             optimizer.zero_grad()
             if step >= args.warmup:
                 elapsed += time.perf_counter() - started
-                timed += len(batch["report_ids"])
+                timed += len(batch["input_values"])
         results[variant] = {"samples_per_s": round(timed / elapsed, 2), "timed_steps": args.steps,
                             "cache_build_s": round(cache_seconds, 2) if cache is not None else None}
     print(json.dumps({

@@ -1,12 +1,13 @@
-"""TAMER pre-training with 🤗 Accelerate.
+"""ECG-report pre-training of any model family (TAMER, C-MELT, ...) with 🤗 Accelerate.
 
 Quick start (offline, ~minutes on 2 CPU cores): a synthetic ECG-report corpus is generated in-process, a tokenizer is
-trained on its reports, and a tiny TAMER learns until its zero-shot macro-AUC on held-out records is printed:
+trained on its reports, and a small model learns until its zero-shot macro-AUC on held-out records is printed:
 
-    accelerate launch examples/pretrain.py
+    accelerate launch examples/pretrain.py                       # TAMER (--model_type tamer)
+    python examples/pretrain.py --model_type cmelt --model_preset cmelt-quick
 
-A paper-sized run (AdamW 2e-4, weight decay 1e-7, CosineAnnealingWarmRestarts T_0=40000, batch 256, 50 epochs,
-frozen ncbi/MedCPT-Query-Encoder) on a corpus prepared by `python -m datasets_scripts.mimic_iv_ecg`:
+A paper-sized TAMER run (AdamW 2e-4, weight decay 1e-7, CosineAnnealingWarmRestarts T_0=40000, global batch 256 over
+all processes, 50 epochs, frozen ncbi/MedCPT-Query-Encoder) on a corpus prepared by `python -m datasets_scripts.mimic_iv_ecg`:
 
     accelerate launch --multi_gpu --num_processes 8 examples/pretrain.py --dataset data/mimic --output_dir runs/tamer
 
@@ -31,6 +32,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (InputError, FileNotFoundError) as error:  # bad input: one clear line instead of a traceback
+    except (InputError, FileNotFoundError, FloatingPointError) as error:  # bad input: one clear line instead of a traceback
         print(f"pretrain.py: error: {error}", file=sys.stderr)
         sys.exit(2)

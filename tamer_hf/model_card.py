@@ -1,11 +1,14 @@
-"""The model card (README.md) written next to a pre-trained TAMER checkpoint: YAML metadata + usage + metrics."""
+"""The model card (README.md) written next to a pre-trained checkpoint of any family: YAML metadata + usage + metrics.
+
+Everything family-specific comes from the training summary (`model_type`, `family`: the family's citation line).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
-TAGS = ["tamer", "ecg", "electrocardiogram", "zero-shot-ecg-classification", "contrastive-learning", "medical",
+TAGS = ["ecg", "electrocardiogram", "zero-shot-ecg-classification", "contrastive-learning", "medical",
         "time-series", "custom_code"]
 
 
@@ -25,12 +28,15 @@ def write_model_card(folder: str | os.PathLike, summary: dict | None = None, rep
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="other",  # "zero-shot-ecg-classification" is not a Hub task id: it is in the tags
-        tags=TAGS,
+        tags=[summary.get("model_type", "tamer"), *TAGS],
         datasets=datasets,
         metrics=["roc_auc"],
         base_model=summary.get("text_encoder") if "/" in str(summary.get("text_encoder", "")) else None,
     )
     model_id = repo_id or "path/to/this/folder"
+    model_type = summary.get("model_type", "tamer")
+    family_line = summary.get("family") or f"An ECG-report model of family `{model_type}`"
+    family_name = family_line.split(":")[0] if summary.get("family") else model_type
     prompting = summary.get("zero_shot_prompts") or {}
     template = prompting.get("template", "{}")
     template_argument = "" if template == "{}" else f", hypothesis_template={template!r}"
@@ -47,11 +53,10 @@ def write_model_card(folder: str | os.PathLike, summary: dict | None = None, rep
 {card_data.to_yaml()}
 ---
 
-# TAMER zero-shot 12-lead ECG model
+# {family_name} zero-shot 12-lead ECG model
 
-TAMER (tri-modal contrastive alignment of ECG waveform, STFT spectrogram and clinical report; CVPR 2026), trained
-with `tamer-hf`'s `examples/pretrain.py`. It embeds a 10 s, 500 Hz, 12-lead ECG and free-text label prompts in one
-space; the zero-shot score of a label is their cosine similarity.
+{family_line}, trained with `tamer-hf`'s `examples/pretrain.py --model_type {model_type}`. It embeds a 10 s, 500 Hz,
+12-lead ECG and free-text label prompts in one space; the zero-shot score of a label is their cosine similarity.
 
 ## Usage
 
@@ -73,7 +78,7 @@ classifier = pipeline("zero-shot-ecg-classification", model="{model_id}", trust_
 ## Training
 
 - Data: {dataset}; {summary.get('train_records', '?')} training records, {summary.get('unique_reports', '?')} unique reports.
-- Model preset: {summary.get('model_preset', '?')}; frozen report encoder: {summary.get('text_encoder', '?')}.
+- Model preset: {summary.get('model_preset', '?')}; report encoder: {summary.get('text_encoder', '?')}.
 - Loss terms: {', '.join(summary.get('loss_terms', [])) or '?'}.
 - Optimizer steps: {summary.get('completed_steps', '?')} on {summary.get('num_processes', '?')} process(es).
 

@@ -1,14 +1,17 @@
-"""TAMER pre-training with Accelerate: arguments, data, model, loss step, trackers, validation, checkpoints.
+"""Pre-training with Accelerate, for every model family: arguments, data, model, loss step, trackers, validation,
+checkpoints. The loop knows no family: `--model_type` picks one from `tamer_hf.families`, which provides its presets,
+model, processor and data collator (see the contract in `tamer_hf/families/__init__.py`).
 
-`examples/pretrain.py` reads top to bottom through `pretrain(args)`; the pieces it uses live here:
+`examples/pretrain.py` reads top to bottom through `pretrain(args)`:
 
-    corpus (DatasetDict: ecg mV + report [+ labels]) ──► PretrainCollator (feature extractor, tokenizer / report ids)
-        ──► training_loss (TamerModel forward with gather_with_grad, optional duplicate-report masking)
-        ──► AdamW + CosineAnnealingWarmRestarts stepped per optimizer step ──► save_state / zero-shot validation
+    corpus (DatasetDict: ecg mV + report [+ labels]) ──► family collator (feature extractor, tokens / cached text
+        features, masking, negatives) ──► model(**batch, return_loss=True, gather=gather_with_grad) ──► loss + parts
+        ──► optimizer + scheduler stepped per optimizer step ──► save_state / zero-shot validation
         ──► save_pretrained (model, processor, pipeline) + model card
 
-Paper defaults (TAMER §4): AdamW lr 2e-4, weight decay 1e-7, CosineAnnealingWarmRestarts T_0 = 40000 steps, batch 256,
-50 epochs. With no `--dataset`, a quick start on the synthetic corpus replaces the batch/steps/size defaults.
+Batch sizes: `--global_batch_size` is the number of ECG-report pairs per optimizer step over all processes and
+accumulation micro-steps (what papers report); the per-process micro-batch is derived from it. `--batch_size` sets the
+per-process micro-batch instead.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 
@@ -27,31 +31,19 @@ import numpy as np
 import torch
 
 from .distributed import gather_with_grad, is_distributed
-from .modeling.configuration_tamer import LOSS_TERMS
-from .modeling.feature_extraction_tamer import TamerFeatureExtractor
-from .modeling.modeling_tamer import TamerModel, TamerTextEncoding
+from .families import ModelFamily, ecg_input_values, family_names, get_family
 from .modeling.pipeline_tamer import check_template
-from .modeling.processing_tamer import TamerProcessor
-from .presets import MODEL_PRESETS, preset_config
 
-PAPER_TEXT_ENCODER = "ncbi/MedCPT-Query-Encoder"
-LOCAL_TEXT_ENCODER = "local"  # a WordPiece tokenizer trained on the corpus' reports + a small frozen BERT
-
-# Defaults of a real run (TAMER paper) and of the offline quick start (no --dataset); explicit arguments win over both.
-PAPER_DEFAULTS = dict(
-    model_preset="paper", text_encoder=PAPER_TEXT_ENCODER, batch_size=256, num_train_epochs=50, max_steps=None,
-    learning_rate=2e-4, scheduler_t0=40000,
-    cache_text_features="auto", mask_duplicate_reports=False, eval_steps=2000, checkpointing_steps=2000,
-    logging_steps=50, precise_bn_batches=50,
-)
-QUICK_START_DEFAULTS = dict(
-    model_preset="quick", text_encoder=LOCAL_TEXT_ENCODER, batch_size=32, num_train_epochs=None, max_steps=800,
-    learning_rate=1e-3,  # a short run on a small corpus; the paper's 2e-4 is for batch 256 x 50 epochs of MIMIC
-    scheduler_t0=None,  # one cosine cycle over the whole run (the learning rate ends near 0)
-    cache_text_features="auto", mask_duplicate_reports=True, eval_steps=200, checkpointing_steps=200,
-    logging_steps=10, precise_bn_batches=16,
-)
+DEFAULT_MODEL_TYPE = "tamer"
 QUICK_START_RECORDS = 4000  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
+LR_SCHEDULERS = ("cosine_restarts", "cosine", "tri_stage", "constant")
+# Loop options a family may default (quick start / paper); what no family sets falls back to these.
+LOOP_FALLBACKS = dict(
+    optimizer="adamw", adam_beta1=0.9, adam_beta2=0.999, adam_epsilon=1e-8, weight_decay=0.0,
+    lr_scheduler="cosine_restarts", tri_stage_ratios=[0.1, 0.4, 0.5], tri_stage_init_scale=0.01,
+    tri_stage_final_scale=0.01, warmup_steps=0, eval_steps=0, checkpointing_steps=0, logging_steps=50,
+    precise_bn_batches=0, max_text_length=256,
+)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -62,11 +54,22 @@ class InputError(ValueError):
     """Bad user input (arguments, dataset): the CLI prints its message as one line instead of a traceback."""
 
 
-def build_arg_parser() -> argparse.ArgumentParser:
+def model_type_of(argv) -> str:
+    """`--model_type` from the command line (read first: it decides which family options exist)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--model_type", default=DEFAULT_MODEL_TYPE)
+    known, _ = pre.parse_known_args(argv)
+    return known.model_type
+
+
+def build_arg_parser(family: ModelFamily | None = None) -> argparse.ArgumentParser:
+    family = family or get_family(DEFAULT_MODEL_TYPE)
     p = argparse.ArgumentParser(
-        description="TAMER tri-modal contrastive pre-training (run with `accelerate launch`).",
+        description="ECG-report pre-training of any model family (run with `accelerate launch`).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    p.add_argument("--model_type", default=DEFAULT_MODEL_TYPE, choices=family_names(),
+                   help="model family; its own options are listed below")
     data = p.add_argument_group("data")
     data.add_argument("--dataset", help="save_to_disk folder, Parquet file/folder or Hub id with `ecg` and `report` "
                       "columns (datasets_scripts output). Omitted: an in-process synthetic corpus (quick start).")
@@ -82,46 +85,48 @@ def build_arg_parser() -> argparse.ArgumentParser:
     data.add_argument("--dataloader_num_workers", type=int, default=0)
 
     model = p.add_argument_group("model")
-    model.add_argument("--model_preset", choices=sorted(MODEL_PRESETS), help="paper | small | tiny")
-    model.add_argument("--text_encoder", help=f"frozen report encoder: a BERT checkpoint (paper: {PAPER_TEXT_ENCODER}) "
-                       f"or '{LOCAL_TEXT_ENCODER}' (tokenizer trained on the reports + small BERT; offline)")
-    model.add_argument("--local_text_hidden_size", type=int, default=256)
-    model.add_argument("--local_text_layers", type=int, default=1)
-    model.add_argument("--local_text_init_range", type=float, default=0.02, help="std of the local encoder's weights")
-    model.add_argument("--local_vocab_size", type=int, default=2000)
+    model.add_argument("--model_preset", choices=sorted(family.presets), help="size/ablation preset of the family")
+    model.add_argument("--text_encoder", help="report encoder: a Hub id or folder of the family's text-encoder kind, "
+                       "or 'local' (tokenizer trained on the reports + a small encoder; offline)")
     model.add_argument("--tokenizer", help="local text encoder: a saved tokenizer (folder or Hub id) instead of training "
-                       "one on the reports (WordPiece training is not bit-reproducible from run to run)")
-    model.add_argument("--max_text_length", type=int, default=256, help="report tokens (MERL: 256)")
-    for term in LOSS_TERMS:
+                       "one on the reports (tokenizer training is not bit-reproducible from run to run)")
+    model.add_argument("--max_text_length", type=int, help="report tokens (MERL: 256)")
+    for term in family.loss_terms:
         model.add_argument(f"--no_{term}", action="store_true", help=f"switch the {term.upper()} loss term off")
-    model.add_argument("--temperature", type=float, help="one InfoNCE temperature for every term (paper: 0.04)")
     model.add_argument("--sync_batchnorm", action="store_true", help="SyncBatchNorm across GPUs (not on CPU)")
 
     train = p.add_argument_group("training")
-    train.add_argument("--output_dir", default="runs/tamer-quickstart")
-    train.add_argument("--batch_size", type=int, help="ECG-report pairs per process per micro-step (paper: 256)")
+    train.add_argument("--output_dir", default=None, help="default: runs/<model_type>-quickstart")
+    train.add_argument("--global_batch_size", type=int,
+                       help="ECG-report pairs per optimizer step over all processes and accumulation steps (the "
+                       "papers' batch size); the per-process micro-batch is derived from it")
+    train.add_argument("--batch_size", type=int, help="per-process micro-batch instead of --global_batch_size")
     train.add_argument("--gradient_accumulation_steps", type=int, default=1,
                        help="micro-steps per optimizer step (does not add contrastive negatives)")
     train.add_argument("--num_train_epochs", type=float)
     train.add_argument("--max_steps", type=int, help="optimizer steps; overrides --num_train_epochs")
-    train.add_argument("--learning_rate", type=float, help="AdamW learning rate (paper: 2e-4)")
-    train.add_argument("--weight_decay", type=float, default=1e-7)
-    train.add_argument("--scheduler_t0", type=int,
-                       help="CosineAnnealingWarmRestarts T_0 in optimizer steps (paper: 40000; quick start: the run's "
-                       "length)")
-    train.add_argument("--max_grad_norm", type=float, default=0.0, help="clip gradients (0: off, as the paper)")
+    train.add_argument("--optimizer", choices=["adamw", "adam"])
+    train.add_argument("--learning_rate", type=float)
+    train.add_argument("--adam_beta1", type=float)
+    train.add_argument("--adam_beta2", type=float)
+    train.add_argument("--adam_epsilon", type=float)
+    train.add_argument("--weight_decay", type=float)
+    train.add_argument("--lr_scheduler", choices=LR_SCHEDULERS,
+                       help="cosine_restarts: CosineAnnealingWarmRestarts(T_0=--scheduler_t0); cosine: one cycle over "
+                       "the run after --warmup_steps; tri_stage: fairseq's warm-up / hold / exponential decay with "
+                       "--tri_stage_ratios; constant")
+    train.add_argument("--scheduler_t0", type=int, help="cosine_restarts period in optimizer steps (default: the run)")
+    train.add_argument("--warmup_steps", type=int, help="linear warm-up steps (cosine, constant)")
+    train.add_argument("--tri_stage_ratios", type=float, nargs=3, metavar=("WARMUP", "HOLD", "DECAY"))
+    train.add_argument("--tri_stage_init_scale", type=float, help="tri_stage: initial lr as a fraction of the peak")
+    train.add_argument("--tri_stage_final_scale", type=float, help="tri_stage: final lr as a fraction of the peak")
+    train.add_argument("--max_grad_norm", type=float, default=0.0, help="clip gradients (0: off)")
     train.add_argument("--mixed_precision", choices=["no", "fp16", "bf16"],
                        help="default: what `accelerate config` / `accelerate launch` says")
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--precise_bn_batches", type=int,
                        help="before each validation and the final save, recompute the BatchNorm statistics as the "
                        "plain average over this many training batches (0: keep the running averages)")
-    train.add_argument("--cache_text_features", choices=["auto", "always", "never"],
-                       help="encode each unique report once with the frozen encoder (auto: when it fits "
-                       "--text_cache_max_gb)")
-    train.add_argument("--text_cache_max_gb", type=float, default=8.0)
-    train.add_argument("--mask_duplicate_reports", action=argparse.BooleanOptionalAction,
-                       help="in RADA, do not count another pair with the identical report as a negative")
 
     track = p.add_argument_group("checkpoints, logging, validation")
     track.add_argument("--checkpointing_steps", type=int, help="save_state every N optimizer steps (0: never)")
@@ -136,56 +141,79 @@ def build_arg_parser() -> argparse.ArgumentParser:
                        help="formats each label prompt; '{}.' writes it as a report sentence (as the reports are), "
                        "the pipeline's hypothesis_template")
     track.add_argument("--report_to", default="jsonl,tensorboard", help="comma list of jsonl, tensorboard; or none")
-    track.add_argument("--project_name", default="tamer-pretraining")
+    track.add_argument("--project_name", default=None, help="default: <model_type>-pretraining")
     track.add_argument("--save_every_loss", help=argparse.SUPPRESS)  # tests: JSONL of every step's loss
     track.add_argument("--simulate_kill_at_step", type=int, help=argparse.SUPPRESS)  # tests: SIGKILL after step N
+    if family.add_arguments is not None:
+        family.add_arguments(p)
     return p
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    return resolve_args(build_arg_parser().parse_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        family = get_family(model_type_of(argv))
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    return resolve_args(build_arg_parser(family).parse_args(argv))
 
 
 def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
-    """Fill unset options from the paper or quick-start defaults, then check values (clear errors at the boundary)."""
-    defaults = QUICK_START_DEFAULTS if args.dataset is None else PAPER_DEFAULTS
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
+    """Fill unset options from the family's paper or quick-start defaults, then check values (clear errors at the
+    boundary)."""
+    family = get_family(args.model_type)
+    defaults = family.quick_start_defaults if args.dataset is None else family.paper_defaults
+    for name, value in {**LOOP_FALLBACKS, **defaults}.items():
+        if getattr(args, name, None) is None:
             setattr(args, name, value)
+    if args.output_dir is None:
+        args.output_dir = f"runs/{args.model_type}-quickstart"
+    if args.project_name is None:
+        args.project_name = f"{args.model_type}-pretraining"
     if args.max_steps is None and args.num_train_epochs is None:
-        args.num_train_epochs = PAPER_DEFAULTS["num_train_epochs"]
-    positive = ["batch_size", "gradient_accumulation_steps", "scheduler_t0", "max_text_length", "synthetic_records",
-                "max_eval_samples"]
+        raise InputError("give --max_steps or --num_train_epochs.")
+    if args.batch_size is not None:
+        args.global_batch_size = None  # an explicit per-process batch wins over the family's default global batch
+    positive = ["batch_size", "global_batch_size", "gradient_accumulation_steps", "scheduler_t0", "max_text_length",
+                "synthetic_records", "max_eval_samples", "max_steps", "num_train_epochs", "max_train_samples"]
     non_negative = ["checkpointing_steps", "eval_steps", "logging_steps", "dataloader_num_workers", "weight_decay",
-                    "max_grad_norm", "checkpoints_total_limit", "precise_bn_batches"]
+                    "max_grad_norm", "checkpoints_total_limit", "precise_bn_batches", "warmup_steps"]
     for name in positive:
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise InputError(f"--{name} must be positive, got {getattr(args, name)}.")
     for name in non_negative:
         if getattr(args, name) < 0:
             raise InputError(f"--{name} must not be negative, got {getattr(args, name)}.")
-    if args.max_steps is not None and args.max_steps <= 0:
-        raise InputError(f"--max_steps must be positive, got {args.max_steps}.")
-    if args.scheduler_t0 is None:  # quick start: one cosine cycle over the run
-        args.scheduler_t0 = args.max_steps or PAPER_DEFAULTS["scheduler_t0"]
-    if args.num_train_epochs is not None and args.num_train_epochs <= 0:
-        raise InputError(f"--num_train_epochs must be positive, got {args.num_train_epochs}.")
-    if args.max_train_samples is not None and args.max_train_samples <= 0:
-        raise InputError(f"--max_train_samples must be positive, got {args.max_train_samples}.")
-    if not args.learning_rate > 0:
+    if args.scheduler_t0 is None:  # one cosine cycle over the run
+        args.scheduler_t0 = args.max_steps
+    if not args.learning_rate or not args.learning_rate > 0:
         raise InputError(f"--learning_rate must be positive, got {args.learning_rate}.")
-    if all(getattr(args, f"no_{term}") for term in LOSS_TERMS):
-        raise InputError("every loss term is switched off (--no_rlca --no_uecr --no_rada --no_rgwr); keep at least one.")
-    if args.temperature is not None and args.temperature <= 0:
-        raise InputError(f"--temperature must be positive, got {args.temperature}.")
+    if any(not 0 <= ratio <= 1 for ratio in args.tri_stage_ratios) or abs(sum(args.tri_stage_ratios) - 1) > 1e-6:
+        raise InputError(f"--tri_stage_ratios must be three fractions summing to 1, got {args.tri_stage_ratios}.")
+    if all(getattr(args, f"no_{term}") for term in family.loss_terms):
+        raise InputError(f"every loss term is switched off ({' '.join('--no_' + t for t in family.loss_terms)}); "
+                         "keep at least one.")
     try:
         check_template(args.zero_shot_template, "--zero_shot_template")
+        if family.check_arguments is not None:
+            family.check_arguments(args)
     except ValueError as error:
         raise InputError(str(error)) from None
     unknown = {name.strip() for name in args.report_to.split(",")} - {"jsonl", "tensorboard", "none", ""}
     if unknown:
         raise InputError(f"--report_to: unknown tracker(s) {sorted(unknown)}; use jsonl, tensorboard or none.")
     return args
+
+
+def per_process_batch_size(args, num_processes: int) -> int:
+    """The micro-batch of each process: --batch_size, or --global_batch_size / (processes x accumulation steps)."""
+    if args.global_batch_size is None:
+        return args.batch_size
+    shards = num_processes * args.gradient_accumulation_steps
+    if args.global_batch_size % shards:
+        raise InputError(f"--global_batch_size {args.global_batch_size} is not divisible by {num_processes} process(es) "
+                         f"x {args.gradient_accumulation_steps} accumulation step(s).")
+    return args.global_batch_size // shards
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -251,162 +279,50 @@ class ReportTable:
         return cls(list(index), ids)
 
 
-class TextFeatureCache:
-    """Frozen report-encoder outputs for every unique report, computed once (the encoder never changes).
+def shared_tokenizer(accelerator, family: ModelFamily, reports: list[str], args):
+    """Train the local text encoder's tokenizer once, on the main process, and give every process the same object.
 
-    Stored trimmed to each report's length in one flat tensor: words (sum of lengths, H), pooled (R, H), weights.
-    `lookup(ids)` pads a batch back into a `TamerTextEncoding` plus its attention mask, which `TamerModel.forward`
-    accepts instead of `input_ids`.
-    """
-
-    def __init__(self, model: TamerModel, tokenizer, reports: list[str], max_length: int, batch_size: int = 256,
-                 dtype: torch.dtype = torch.float32):
-        device = next(model.parameters()).device
-        words, pooled, weights, lengths = [], [], [], []
-        for start in range(0, len(reports), batch_size):
-            tokens = tokenizer(reports[start:start + batch_size], padding=True, truncation=True, max_length=max_length,
-                               return_tensors="pt").to(device)
-            encoding = model.encode_text(tokens["input_ids"], tokens["attention_mask"])
-            for row, length in enumerate(tokens["attention_mask"].sum(dim=1).tolist()):
-                words.append(encoding.last_hidden_state[row, :length].to("cpu", dtype))
-                weights.append(encoding.word_weights[row, :length].to("cpu", dtype))
-                lengths.append(length)
-            pooled.append(encoding.pooled.to("cpu", dtype))
-        self.words = torch.cat(words)  # (sum L, H)
-        self.weights = torch.cat(weights)  # (sum L,)
-        self.pooled = torch.cat(pooled)  # (R, H)
-        self.lengths = torch.tensor(lengths)
-        self.offsets = torch.cumsum(self.lengths, 0) - self.lengths
-
-    @staticmethod
-    def estimated_gb(tokenizer, reports: list[str], hidden_size: int, max_length: int, sample: int = 2000) -> float:
-        """float32 size of the cache, from the mean token count of a sample of the reports."""
-        picked = reports[:: max(1, len(reports) // sample)]
-        lengths = [min(len(ids), max_length) for ids in tokenizer(picked)["input_ids"]] or [0]
-        return len(reports) * (float(np.mean(lengths)) + 1) * (hidden_size + 1) * 4 / 1e9
-
-    def lookup(self, report_ids: torch.Tensor, device) -> tuple[TamerTextEncoding, torch.Tensor]:
-        ids = report_ids.cpu()
-        lengths = self.lengths[ids]
-        batch, longest, hidden = len(ids), int(lengths.max()), self.words.shape[1]
-        words = self.words.new_zeros(batch, longest, hidden)  # (B, L, H)
-        weights = self.weights.new_zeros(batch, longest)  # (B, L)
-        for row, (offset, length) in enumerate(zip(self.offsets[ids].tolist(), lengths.tolist())):
-            words[row, :length] = self.words[offset:offset + length]
-            weights[row, :length] = self.weights[offset:offset + length]
-        attention_mask = (torch.arange(longest)[None, :] < lengths[:, None]).long()  # (B, L)
-        encoding = TamerTextEncoding(last_hidden_state=words.to(device), pooled=self.pooled[ids].to(device),
-                                     word_weights=weights.to(device))
-        return encoding, attention_mask.to(device)
-
-
-class PretrainCollator:
-    """Rows {ecg (12, T) mV, report_id} -> input_values (B, 12, 5000) through the feature extractor (the same
-    transform as inference) + report ids, and tokenised reports when the text features are not cached."""
-
-    def __init__(self, processor: TamerProcessor, reports: list[str], sampling_rate: float, tokenize: bool):
-        self.processor, self.reports, self.sampling_rate, self.tokenize = processor, reports, sampling_rate, tokenize
-
-    def __call__(self, rows: list[dict]) -> dict:
-        report_ids = torch.tensor([int(row["report_id"]) for row in rows])
-        ecgs = [np.asarray(row["ecg"], dtype=np.float32) for row in rows]
-        if len({ecg.shape for ecg in ecgs}) == 1:
-            ecgs = np.stack(ecgs)  # (B, 12, T): one vectorised feature-extractor call
-        batch = {"input_values": self.processor.feature_extractor(
-            ecgs, sampling_rate=self.sampling_rate, return_tensors="pt")["input_values"], "report_ids": report_ids}
-        if self.tokenize:
-            tokens = self.processor(text=[self.reports[i] for i in report_ids.tolist()])
-            batch.update(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
-        return batch
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Model
-
-
-def build_model_and_processor(args, train_reports: list[str], tokenizer=None) -> tuple[TamerModel, TamerProcessor]:
-    """A randomly initialised TAMER of `--model_preset` with a frozen report encoder and the matching processor.
-
-    `tokenizer` (local text encoder only): reuse one already trained (see `shared_report_tokenizer`).
-    """
-    overrides = dict(MODEL_PRESETS[args.model_preset])
-    for term in LOSS_TERMS:
-        overrides[f"use_{term}"] = not getattr(args, f"no_{term}")
-        if args.temperature is not None:
-            overrides[f"{term}_temperature"] = args.temperature
-    if args.text_encoder == LOCAL_TEXT_ENCODER:
-        from .text import small_text_config, train_report_tokenizer
-
-        if tokenizer is None:
-            tokenizer = train_report_tokenizer(train_reports, vocab_size=args.local_vocab_size)
-        text_config = small_text_config(tokenizer, hidden_size=args.local_text_hidden_size,
-                                        num_layers=args.local_text_layers, num_heads=max(1, args.local_text_hidden_size // 32),
-                                        max_positions=max(args.max_text_length, 128))
-        text_config.initializer_range = args.local_text_init_range
-        model = TamerModel(preset_config(args.model_preset, text_config=text_config.to_dict(), **{
-            k: v for k, v in overrides.items() if k not in MODEL_PRESETS[args.model_preset]}))
-    else:
-        from transformers import AutoTokenizer
-
-        tokenizer = AutoTokenizer.from_pretrained(args.text_encoder)
-        model = TamerModel.from_text_pretrained(args.text_encoder, **overrides)
-    if args.text_encoder == LOCAL_TEXT_ENCODER:
-        make_bag_of_words_encoder(model.text_model, tokenizer)
-    if not model.config.use_rada:
-        # Only RADA trains the report projection; frozen, DDP does not wait for its gradient (hf_conventions pitfall 26).
-        model.text_projection.requires_grad_(False)
-    processor = TamerProcessor(TamerFeatureExtractor(), tokenizer, max_text_length=args.max_text_length)
-    return model, processor
-
-
-@torch.no_grad()
-def make_bag_of_words_encoder(text_model, tokenizer) -> None:
-    """Turn the random local BERT into a random-projection bag-of-words sentence encoder.
-
-    In a randomly initialised BERT the [CLS] output is dominated by the [CLS], position and segment embeddings, so
-    every report gets almost the same feature (cosine 0.9999 between "atrial fibrillation." and "sinus rhythm.") and
-    RADA has nothing to align. With those three embeddings zeroed, [CLS] attends (near-uniformly) over the words and
-    its output is a random projection of the report's words: distinct reports get distinct features, and a label
-    prompt lands near the reports that contain its words. The encoder stays frozen; this only replaces a pretrained
-    encoder (MedCPT) where none can be downloaded.
-    """
-    embeddings = text_model.embeddings
-    embeddings.position_embeddings.weight.zero_()
-    embeddings.token_type_embeddings.weight.zero_()
-    embeddings.word_embeddings.weight[tokenizer.cls_token_id].zero_()
-
-
-def shared_report_tokenizer(accelerator, reports: list[str], vocab_size: int):
-    """Train the offline report tokenizer once, on the main process, and give every process the same vocabulary.
-
-    WordPiece training (tokenizers' trainer) is not deterministic from run to run: processes that trained their own
-    would map the same report to different ids under one (broadcast) set of weights.
+    Tokenizer training is not deterministic from run to run: processes that trained their own would map the same
+    report to different ids under one (broadcast) set of weights.
     """
     from accelerate.utils import broadcast_object_list
-    from transformers import BertTokenizer
 
-    from .text import train_report_tokenizer
-
-    vocab = [train_report_tokenizer(reports, vocab_size=vocab_size).get_vocab() if accelerator.is_main_process else None]
+    tokenizer = [family.train_tokenizer(reports, args) if accelerator.is_main_process else None]
     if accelerator.num_processes > 1:
-        broadcast_object_list(vocab)
-    return BertTokenizer(vocab=vocab[0], do_lower_case=True)
+        broadcast_object_list(tokenizer)
+    return tokenizer[0]
+
+
+def load_tokenizer(args, family: ModelFamily, resume_path: str | None, reports: list[str], accelerator):
+    """The local text encoder's tokenizer: the checkpoint's when resuming (its weights belong to that vocabulary),
+    `--tokenizer` when given, else one trained on the reports. None for a pretrained text encoder."""
+    if args.text_encoder != "local":
+        return None
+    if resume_path is not None:
+        return family.processor_class.from_pretrained(os.path.join(resume_path, "processor")).tokenizer
+    if args.tokenizer:
+        from transformers import AutoTokenizer
+
+        return AutoTokenizer.from_pretrained(args.tokenizer)
+    return shared_tokenizer(accelerator, family, reports, args)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
 # BatchNorm statistics
 
 
-def precise_bn_batches(train_set, collator, batch_size: int, num_batches: int):
-    """The first `num_batches` full batches of the training split in stored order: the same rows in every process and
-    at every call, so recomputed statistics are identical across processes and after a resume."""
+def precise_bn_batches(train_set, feature_extractor, batch_size: int, num_batches: int, sampling_rate: float = 500.0):
+    """The first `num_batches` full batches of the training split in stored order, as `input_values`: the same rows in
+    every process and at every call (no random masking), so recomputed statistics are identical across processes and
+    after a resume."""
     rows = min(num_batches * batch_size, len(train_set))
     for start in range(0, rows - batch_size + 1, batch_size):
-        yield collator([train_set[index] for index in range(start, start + batch_size)])["input_values"]
+        yield ecg_input_values(feature_extractor, [train_set[index] for index in range(start, start + batch_size)],
+                               sampling_rate)
 
 
 @torch.no_grad()
-def recompute_batchnorm_statistics(model: TamerModel, batches) -> int:
+def recompute_batchnorm_statistics(model, batches) -> int:
     """Replace the BatchNorm running averages by the plain average of the batch statistics over `batches` (PreciseBN).
 
     The running averages (momentum 0.1) mix statistics of the last few dozen steps' weights; while the weights still
@@ -426,7 +342,7 @@ def recompute_batchnorm_statistics(model: TamerModel, batches) -> int:
     used = 0
     try:
         for input_values in batches:
-            model.encode_ecg(input_values.to(device))
+            model.get_ecg_features(input_values=input_values.to(device))
             used += 1
     finally:  # momentum and mode as they were, even if a batch fails
         for norm, momentum in zip(norms, momenta):
@@ -439,25 +355,58 @@ def recompute_batchnorm_statistics(model: TamerModel, batches) -> int:
 # The loss of one micro-batch
 
 
-def training_loss(model, config, batch: dict, text_cache: TextFeatureCache | None = None, gather=None,
-                  mask_duplicate_reports: bool = False) -> tuple[torch.Tensor, dict[str, float]]:
-    """Total loss of one micro-batch and its components (floats, for logging).
+def training_loss(model, batch: dict, gather=None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Total loss of one micro-batch and its named parts (floats, for logging): every `loss_<term>` of the output.
 
-    `model` may be DDP-wrapped; `config` is the unwrapped model's config. With `gather` the contrastive terms use the
-    global batch of every process.
+    `model` may be DDP-wrapped. With `gather` the batch-level terms contrast against the global batch of every process.
     """
-    inputs = {"input_values": batch["input_values"], "return_loss": True, "gather": gather}
-    if text_cache is not None:
-        inputs["text_encoding"], inputs["attention_mask"] = text_cache.lookup(batch["report_ids"],
-                                                                              batch["input_values"].device)
-    else:
-        inputs["input_ids"], inputs["attention_mask"] = batch["input_ids"], batch["attention_mask"]
-    if mask_duplicate_reports:
-        inputs["report_ids"] = batch["report_ids"]  # identical reports are not RADA negatives of each other
-    outputs = model(**inputs)
-    parts = {term: getattr(outputs, f"loss_{term}") for term in LOSS_TERMS}
-    loss = outputs.loss
-    return loss, {term: value.item() for term, value in parts.items() if value is not None}
+    outputs = model(**batch, return_loss=True, gather=gather)
+    parts = {key[len("loss_"):]: value.item() for key, value in outputs.items()
+             if key.startswith("loss_") and value is not None}
+    return outputs.loss, parts
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Optimizer and learning-rate schedule
+
+
+def make_optimizer(args, model) -> torch.optim.Optimizer:
+    params = [param for param in model.parameters() if param.requires_grad]
+    optimizer_class = torch.optim.AdamW if args.optimizer == "adamw" else torch.optim.Adam
+    return optimizer_class(params, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2),
+                           eps=args.adam_epsilon, weight_decay=args.weight_decay)
+
+
+def tri_stage_factor(step: int, total: int, ratios, init_scale: float, final_scale: float) -> float:
+    """fairseq's tri-stage schedule as a factor of the peak rate: linear warm-up from `init_scale`, hold, then
+    exponential decay to `final_scale` (C-MELT: phases 0.1 / 0.4 / 0.5 of the run)."""
+    warmup, hold = int(ratios[0] * total), int(ratios[1] * total)
+    decay = max(total - warmup - hold, 1)
+    if step < warmup:
+        return init_scale + (1 - init_scale) * step / warmup
+    if step < warmup + hold:
+        return 1.0
+    return final_scale ** (min(step - warmup - hold, decay) / decay)
+
+
+def warmup_cosine_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / (warmup + 1)
+    return 0.5 * (1 + math.cos(math.pi * min(step - warmup, total - warmup) / max(total - warmup, 1)))
+
+
+def make_scheduler(args, optimizer, total_steps: int):
+    """Stepped once per optimizer step (not passed to accelerate.prepare, which would step it once per process)."""
+    from torch.optim.lr_scheduler import CosineAnnealingWarmRestarts, LambdaLR
+
+    if args.lr_scheduler == "cosine_restarts":
+        return CosineAnnealingWarmRestarts(optimizer, T_0=args.scheduler_t0 or total_steps)
+    if args.lr_scheduler == "tri_stage":
+        return LambdaLR(optimizer, lambda step: tri_stage_factor(step, total_steps, args.tri_stage_ratios,
+                                                                 args.tri_stage_init_scale, args.tri_stage_final_scale))
+    if args.lr_scheduler == "cosine":
+        return LambdaLR(optimizer, lambda step: warmup_cosine_factor(step, total_steps, args.warmup_steps))
+    return LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / (args.warmup_steps + 1)))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -534,7 +483,7 @@ def has_labels(dataset) -> bool:
 
 
 @torch.no_grad()
-def zero_shot_auc(model: TamerModel, processor: TamerProcessor, dataset, sampling_rate: float = 500.0,
+def zero_shot_auc(model, processor, dataset, sampling_rate: float = 500.0,
                   max_samples: int | None = None, prompts: str = "name", template: str = "{}.") -> dict:
     """Macro-AUC of cosine(ECG, label prompt) on a labelled split.
 
@@ -630,7 +579,7 @@ class Schedule:
 
 def plan_schedule(num_micro_batches: int, accumulation: int, max_steps: int | None, epochs: float | None) -> Schedule:
     if num_micro_batches == 0:
-        raise InputError("the training split gives no full batch; lower --batch_size or add data.")
+        raise InputError("the training split gives no full batch; lower the batch size or add data.")
     steps_per_epoch = math.ceil(num_micro_batches / accumulation)
     total = max_steps if max_steps is not None else math.ceil(epochs * steps_per_epoch)
     return Schedule(num_micro_batches, steps_per_epoch, total, math.ceil(total / steps_per_epoch))
@@ -647,8 +596,10 @@ def pretrain(args) -> dict:
     from torch.utils.data import DataLoader
     from tqdm.auto import tqdm
 
+    family = get_family(args.model_type)
+
     # 1. Accelerator (processes, device, mixed precision, accumulation, trackers) ------------------------------------
-    some_term_off = any(getattr(args, f"no_{term}") for term in LOSS_TERMS)
+    some_term_off = any(getattr(args, f"no_{term}") for term in family.loss_terms)
     accelerator = Accelerator(
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -664,7 +615,9 @@ def pretrain(args) -> dict:
         # unsynchronised single-process runs
         raise RuntimeError(f"{launched} processes were launched but Accelerate sees {accelerator.num_processes}; on a "
                            "CPU-only machine launch with ACCELERATE_USE_CPU=1.")
-    set_seed(args.seed)
+    batch_size = per_process_batch_size(args, accelerator.num_processes)
+    global_batch = batch_size * accelerator.num_processes * args.gradient_accumulation_steps
+    set_seed(args.seed)  # the same initial weights and local tokenizer in every process
 
     # 2. Data ---------------------------------------------------------------------------------------------------------
     corpus = load_corpus(args)
@@ -677,65 +630,55 @@ def pretrain(args) -> dict:
     validation_set = corpus.get(args.validation_split) if has_labels(corpus.get(args.validation_split)) else None
     test_set = corpus.get(args.test_split) if has_labels(corpus.get(args.test_split)) else None
 
-    # 3. Model, processor, frozen text features ----------------------------------------------------------------------
+    # 3. Model, processor, collator (the family's) --------------------------------------------------------------------
     resume_path = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint) if args.resume_from_checkpoint else None
-    tokenizer = None
-    if args.text_encoder == LOCAL_TEXT_ENCODER:
-        if resume_path is not None:  # the vocabulary the checkpoint's weights were trained with
-            tokenizer = TamerProcessor.from_pretrained(os.path.join(resume_path, "processor")).tokenizer
-        elif args.tokenizer:
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-        else:
-            tokenizer = shared_report_tokenizer(accelerator, reports.reports, args.local_vocab_size)
-    model, processor = build_model_and_processor(args, reports.reports, tokenizer)
+    tokenizer = load_tokenizer(args, family, resume_path, reports.reports, accelerator)
+    model, processor = family.build(args, reports.reports, tokenizer)
     if args.sync_batchnorm:
         if accelerator.device.type == "cpu":
             raise InputError("--sync_batchnorm needs GPUs: torch's SyncBatchNorm does not run on CPU tensors.")
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     config = model.config
     model.to(accelerator.device)
-    text_cache = None
-    cache_gb = TextFeatureCache.estimated_gb(processor.tokenizer, reports.reports, config.text_config.hidden_size,
-                                             args.max_text_length)
-    if args.cache_text_features == "always" or (args.cache_text_features == "auto" and cache_gb <= args.text_cache_max_gb):
-        text_cache = TextFeatureCache(model, processor.tokenizer, reports.reports, args.max_text_length)
-
-    collator = PretrainCollator(processor, reports.reports, args.sampling_rate, tokenize=text_cache is None)
+    collator = family.make_collator(args, model, processor, reports.reports, accelerator)
+    # From here on each process draws its own masks and negatives (checkpoints restore every process's RNG).
+    set_seed(args.seed + accelerator.process_index)
     train_loader = DataLoader(
-        train_set, batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=collator,
+        train_set, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collator,
         num_workers=args.dataloader_num_workers,
         generator=torch.Generator().manual_seed(args.seed),  # keeps DataLoader seeding off the global RNG (resume)
     )
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.learning_rate,
-                                  weight_decay=args.weight_decay)
-    # Not passed to prepare(): accelerate would step it once per process per call; T_0 counts optimizer steps.
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(optimizer, T_0=args.scheduler_t0)
+    optimizer = make_optimizer(args, model)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    accelerator.register_for_checkpointing(scheduler)
     schedule = plan_schedule(len(train_loader), args.gradient_accumulation_steps, args.max_steps, args.num_train_epochs)
+    scheduler = make_scheduler(args, optimizer, schedule.max_steps)
+    accelerator.register_for_checkpointing(scheduler)
     gather = gather_with_grad if accelerator.num_processes > 1 else None
 
     # 4. Resume -------------------------------------------------------------------------------------------------------
     completed_steps = 0
     if resume_path is not None:
-        path = resume_path
-        accelerator.load_state(path)  # model, optimizer, scheduler, RNG of every process
-        with open(os.path.join(path, "trainer_state.json"), encoding="utf-8") as handle:
+        accelerator.load_state(resume_path)  # model, optimizer, scheduler, RNG of every process
+        with open(os.path.join(resume_path, "trainer_state.json"), encoding="utf-8") as handle:
             completed_steps = json.load(handle)["completed_steps"]
-        accelerator.print(f"Resumed from {path} at step {completed_steps}.")
+        accelerator.print(f"Resumed from {resume_path} at step {completed_steps}.")
     start_epoch, steps_into_epoch = divmod(completed_steps, schedule.steps_per_epoch)
 
     run_config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool)) or v is None}
-    run_config.update(num_processes=accelerator.num_processes, cached_text_features=text_cache is not None,
-                      unique_reports=len(reports.reports), train_records=len(train_set), max_steps_planned=schedule.max_steps)
+    run_config.update(num_processes=accelerator.num_processes, per_process_batch_size=batch_size,
+                      global_batch_size=global_batch, unique_reports=len(reports.reports),
+                      train_records=len(train_set), max_steps_planned=schedule.max_steps,
+                      steps_per_epoch=schedule.steps_per_epoch)
     accelerator.init_trackers(args.project_name, config=run_config)
+    period = {"cosine_restarts": f"warm restarts every {args.scheduler_t0 or schedule.max_steps} steps",
+              "tri_stage": f"tri-stage {args.tri_stage_ratios} of {schedule.max_steps} steps",
+              "cosine": f"cosine over {schedule.max_steps} steps after {args.warmup_steps} warm-up",
+              "constant": f"constant after {args.warmup_steps} warm-up"}[args.lr_scheduler]
     accelerator.print(
-        f"TAMER pre-training: {len(train_set)} records ({len(reports.reports)} unique reports), preset {args.model_preset}, "
-        f"{accelerator.num_processes} process(es) x batch {args.batch_size} x accumulation "
-        f"{args.gradient_accumulation_steps}, {schedule.max_steps} steps, text features "
-        f"{'cached' if text_cache is not None else 'computed per batch'}."
+        f"{args.model_type} pre-training: {len(train_set)} records ({len(reports.reports)} unique reports), preset "
+        f"{args.model_preset}, {accelerator.num_processes} process(es) x batch {batch_size} x accumulation "
+        f"{args.gradient_accumulation_steps} = global batch {global_batch}; {schedule.steps_per_epoch} steps per "
+        f"epoch, {schedule.max_steps} steps; {args.optimizer} lr {args.learning_rate:g}, {period}."
     )
 
     # 5. Training loop ------------------------------------------------------------------------------------------------
@@ -746,7 +689,7 @@ def pretrain(args) -> dict:
         if args.precise_bn_batches and refreshed_at_step != completed_steps:  # same weights: same statistics
             with accelerator.autocast():
                 recompute_batchnorm_statistics(accelerator.unwrap_model(model), precise_bn_batches(
-                    train_set, collator, args.batch_size, args.precise_bn_batches))
+                    train_set, processor.feature_extractor, batch_size, args.precise_bn_batches, args.sampling_rate))
             refreshed_at_step = completed_steps
 
     progress = tqdm(total=schedule.max_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
@@ -762,7 +705,7 @@ def pretrain(args) -> dict:
             epoch_loader.set_epoch(epoch)
         for batch in epoch_loader:
             with accelerator.accumulate(model):
-                loss, parts = training_loss(model, config, batch, text_cache, gather, args.mask_duplicate_reports)
+                loss, parts = training_loss(model, batch, gather)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
@@ -773,12 +716,15 @@ def pretrain(args) -> dict:
                 step_parts[term] = step_parts.get(term, 0.0) + value / args.gradient_accumulation_steps
             if not accelerator.sync_gradients:
                 continue
-            scheduler.step()  # once per optimizer step (paper: T_0 = 40000 steps)
+            scheduler.step()  # once per optimizer step
             completed_steps += 1
             progress.update(1)
             # the loss of the global batch: mean over micro-batches and processes
             global_loss = accelerator.reduce(torch.stack(step_losses).mean(), reduction="mean").item()
             step_losses = []
+            if not math.isfinite(global_loss):
+                raise FloatingPointError(f"the loss is {global_loss} at step {completed_steps}: training diverged "
+                                         "(lower --learning_rate, or set --max_grad_norm).")
             if args.save_every_loss and accelerator.is_main_process:
                 with open(args.save_every_loss, "a", encoding="utf-8") as handle:
                     handle.write(json.dumps({"step": completed_steps, "loss": global_loss}) + "\n")
@@ -805,11 +751,13 @@ def pretrain(args) -> dict:
     # 6. Final model: save_pretrained (model + processor + pipeline), held-out zero-shot AUC, model card ------------
     accelerator.wait_for_everyone()
     refresh_batchnorm()
-    summary = {"completed_steps": completed_steps, "train_seconds": round(train_seconds, 1),
-               "train_records": len(train_set), "unique_reports": len(reports.reports),
-               "num_processes": accelerator.num_processes, "model_preset": args.model_preset,
+    summary = {"model_type": args.model_type, "family": family.paper, "completed_steps": completed_steps,
+               "train_seconds": round(train_seconds, 1), "train_records": len(train_set),
+               "unique_reports": len(reports.reports), "num_processes": accelerator.num_processes,
+               "global_batch_size": global_batch, "model_preset": args.model_preset,
                "text_encoder": args.text_encoder, "dataset": args.dataset or "synthetic (datasets_scripts.synthetic)",
-               "loss_terms": config.enabled_losses, "validation": last_eval,
+               "loss_terms": [term for term in family.loss_terms if getattr(config, f"use_{term}", False)],
+               "validation": last_eval,
                "zero_shot_prompts": {"prompts": args.zero_shot_prompts, "template": args.zero_shot_template}}
     if accelerator.is_main_process:
         from .model_card import write_model_card
@@ -848,9 +796,9 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
 
 
 __all__ = [
-    "InputError", "build_arg_parser", "parse_args", "resolve_args", "load_corpus", "ReportTable", "TextFeatureCache",
-    "PretrainCollator", "build_model_and_processor", "shared_report_tokenizer", "training_loss", "zero_shot_auc",
-    "recompute_batchnorm_statistics", "precise_bn_batches",
-    "jsonl_tracker_class", "make_trackers", "save_checkpoint", "resolve_checkpoint", "list_checkpoints",
-    "plan_schedule", "pretrain", "gather_with_grad", "is_distributed", "PAPER_DEFAULTS", "QUICK_START_DEFAULTS",
+    "InputError", "build_arg_parser", "parse_args", "resolve_args", "per_process_batch_size", "load_corpus",
+    "ReportTable", "shared_tokenizer", "training_loss", "zero_shot_auc", "recompute_batchnorm_statistics",
+    "precise_bn_batches", "make_optimizer", "make_scheduler", "tri_stage_factor", "jsonl_tracker_class",
+    "make_trackers", "save_checkpoint", "resolve_checkpoint", "list_checkpoints", "plan_schedule", "pretrain",
+    "gather_with_grad", "is_distributed", "QUICK_START_RECORDS",
 ]

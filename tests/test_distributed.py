@@ -53,10 +53,9 @@ def worker(out: str, per_process: int) -> None:
     batch = dict(processor(ecg=ecg, text=reports[rows], sampling_rate=500))
     batch["input_values"] = batch["input_values"].double()
     batch["report_ids"] = torch.tensor([reports.index(text) for text in reports])[rows]
-    config = model.config
     model = accelerator.prepare(model)
     gather = gather_with_grad if accelerator.num_processes > 1 else None
-    loss, parts = training_loss(model, config, batch, None, gather, mask_duplicate_reports=True)
+    loss, parts = training_loss(model, batch, gather)  # report_ids in the batch: duplicate reports masked
     accelerator.backward(loss)  # DDP averages the gradients over processes
     mean_loss = accelerator.reduce(loss.detach(), reduction="mean").item()
     parts = {term: accelerator.reduce(torch.tensor(value), reduction="mean").item() for term, value in parts.items()}

@@ -70,13 +70,13 @@ def test_eval_embeddings_follow_the_weights_after_recomputation():
 def test_batches_are_the_first_rows_in_stored_order():
     from datasets import Dataset
 
-    rows = Dataset.from_dict({"value": list(range(10))})
-    seen = []
+    from tamer_hf import TamerFeatureExtractor
 
-    def collate(batch):
-        seen.append([row["value"] for row in batch])
-        return {"input_values": torch.tensor(np.array([row["value"] for row in batch]))}
+    # row k's ECG holds the value k everywhere, so each batch's input_values say which rows it holds
+    rows = Dataset.from_dict({"ecg": [np.full((12, 5000), k, np.float32) for k in range(10)]}).with_format("numpy")
+    extractor = TamerFeatureExtractor(normalization="none")
 
-    out = list(precise_bn_batches(rows, collate, batch_size=3, num_batches=2))
-    assert seen == [[0, 1, 2], [3, 4, 5]] and len(out) == 2
-    assert len(list(precise_bn_batches(rows, collate, batch_size=4, num_batches=5))) == 2  # only full batches
+    out = list(precise_bn_batches(rows, extractor, batch_size=3, num_batches=2))
+    assert [batch[:, 0, 0].tolist() for batch in out] == [[0, 1, 2], [3, 4, 5]]
+    assert out[0].shape == (3, 12, 5000)
+    assert len(list(precise_bn_batches(rows, extractor, batch_size=4, num_batches=5))) == 2  # only full batches

@@ -74,4 +74,16 @@ def all_families() -> list[ModelFamily]:
     return [get_family(name) for name in family_names()]
 
 
-__all__ = ["ModelFamily", "all_families", "family_names", "get_family"]
+
+
+
+def ecg_input_values(feature_extractor, rows: list[dict], sampling_rate: float):
+    """Training rows' `ecg` (12, T) mV -> `input_values` (B, 12, 5000): the feature extractor, the same transform as
+    inference, called once on the stacked batch when every record has the same shape."""
+    import numpy as np
+
+    ecgs = [np.asarray(row["ecg"], dtype=np.float32) for row in rows]
+    if len({ecg.shape for ecg in ecgs}) == 1:
+        ecgs = np.stack(ecgs)  # (B, 12, T): one vectorised call
+    return feature_extractor(ecgs, sampling_rate=sampling_rate, return_tensors="pt")["input_values"]
+__all__ = ["ModelFamily", "all_families", "ecg_input_values", "family_names", "get_family"]
