@@ -71,6 +71,31 @@ def dataset_metadata(dataset) -> dict:
         raise ValueError("this dataset was not written by datasets_scripts (no label metadata in its info)") from None
 
 
+def stamp_split_counts(output_dir, source: str, **fields) -> dict[str, int]:
+    """After preparation: add `fields` (e.g. protocol) and the records kept per split (`num_records`) to
+    preparation_summary.json and to every split's `DatasetInfo.description`, and print them.
+
+    An evaluation reads them back with `dataset_metadata(dataset)` to record which protocol built the data.
+    """
+    from datasets import DatasetInfo
+
+    from .prepare import SUMMARY  # prepare.py imports this module: import here, not at the top
+
+    output_dir = Path(output_dir)
+    summary = json.loads((output_dir / SUMMARY).read_text())
+    counts = {split: int(summary["kept"].get(split, 0)) for split in SPLITS}
+    summary.update(fields, num_records=counts)
+    (output_dir / SUMMARY).write_text(json.dumps(summary, indent=1))
+    for split in SPLITS:
+        info = DatasetInfo.from_directory(str(output_dir / split))
+        info.description = json.dumps({**json.loads(info.description), **fields, "num_records": counts})
+        info.write_to_directory(str(output_dir / split))
+    settings = ", ".join(f"{key}={value}" for key, value in fields.items())
+    print(f"[{source}] {settings}: " + ", ".join(f"{split}={counts[split]}" for split in SPLITS)
+          + f" records (total {sum(counts.values())})")
+    return counts
+
+
 def label_names(dataset) -> list[str]:
     """Ordered label names of the multi-hot `labels` column of a dataset written by any builder here."""
     meta = dataset_metadata(dataset)
@@ -147,14 +172,19 @@ def repair_nonfinite(signal: np.ndarray) -> np.ndarray:
     return repaired
 
 
-def standardize_signal(signal: np.ndarray, lead_names, fs: float, anchor: str = "start") -> np.ndarray:
-    """Raw (n_leads, T) in mV -> cleaned (12, 5000) float32 in canonical order at 500 Hz, or DropRecord."""
+def standardize_signal(signal: np.ndarray, lead_names, fs: float, anchor: str = "start",
+                       drop_flat_leads: bool = True) -> np.ndarray:
+    """Raw (n_leads, T) in mV -> cleaned (12, 5000) float32 in canonical order at 500 Hz, or DropRecord.
+
+    `drop_flat_leads=False` keeps records with a flat lead: a paper protocol that drops nothing for that
+    (CPSC2018 under MERL/TAMER) must keep its record count.
+    """
     if signal.ndim != 2 or signal.shape[1] < 2:
         raise DropRecord(f"unexpected signal shape {signal.shape}")
     signal = reorder_leads(signal.astype(np.float32, copy=False), lead_names)  # (12, T)
     signal = repair_nonfinite(signal)
     signal = fit_length(resample_to_target(signal, fs), TARGET_LEN, anchor)  # (12, 5000)
-    if (np.ptp(signal, axis=1) < FLAT_LEAD_PTP_MV).any():
+    if drop_flat_leads and (np.ptp(signal, axis=1) < FLAT_LEAD_PTP_MV).any():
         raise DropRecord("flat lead (no signal)")
     return np.ascontiguousarray(signal, dtype=np.float32)
 

@@ -3,21 +3,27 @@
 - Original challenge layout: A0001.mat ... (MATLAB struct `ECG` with fields sex, age, data = 12 x N in mV, leads
   I, II, III, aVR, aVL, aVF, V1-V6) + REFERENCE.csv (Recording, First_label, Second_label, Third_label; 1..9).
 - PhysioNet/CinC 2020 layout: A0001.hea (`# Dx:` SNOMED-CT codes) + A0001.mat (`val`, 12 x N int16).
-Records are 6-60 s: the first 10 s are kept, shorter ones zero-padded. `protocol="merl"` keeps only the first
-2500 samples (5 s) and zero-pads to 5000, as MERL/METS did; required to compare with published numbers.
+Records are 6-60 s at 500 Hz; the two papers cut them differently (`protocol`, docs/datasets.md):
+- "tamer" (default): records of at least 10 s are kept and cut to their first 10 s; shorter ones are dropped and
+  counted (TAMER §4.2.1: 6,867 of 6,877 records).
+- "merl": MERL's split files and loader as shipped: the first 2,500 samples (5 s) followed by 2,500 zeros, every
+  record kept (MERL finetune/finetune_dataset.py, "as METS did"; 6,877 records = 4,950 / 551 / 1,376).
+Neither paper drops a record for a flat lead, so neither protocol does (the counts would change).
 """
 
 from __future__ import annotations
 
+import tempfile
 from functools import partial
 from pathlib import Path
 
+import datasets
 import numpy as np
 import pandas as pd
 
 from . import cli
 from .common import (DropRecord, LEADS, dataset_description, ecg_features, find_records, header_dx_codes,
-                     multi_hot, read_wfdb, standardize_signal)
+                     multi_hot, read_wfdb, stamp_split_counts, standardize_signal)
 from .prepare import PreparationSummary, assign_splits, prepare
 
 CPSC_LABELS = ("AFIB", "VPC", "NORM", "1AVB", "CRBBB", "STE", "PAC", "CLBBB", "STD")  # MERL column order
@@ -28,7 +34,9 @@ SNOMED_CODES = {
     "59118001": "CRBBB", "713427006": "CRBBB", "284470004": "PAC", "63593006": "PAC", "164884008": "VPC",
     "427172004": "VPC", "17338001": "VPC", "429622005": "STD", "164931005": "STE",
 }
-MERL_KEPT_SAMPLES = 2500
+PROTOCOLS = ("tamer", "merl")
+TAMER_MIN_SECONDS = 10.0  # TAMER §4.2.1: "retain recordings with durations >= 10 seconds and truncate to 10 seconds"
+MERL_KEPT_SAMPLES = 2500  # MERL finetune_dataset.py: ecg[:, :2500], then 2,500 zeros appended
 
 
 def read_reference(path: Path) -> dict[str, list[str]]:
@@ -57,13 +65,17 @@ def read_original_mat(path: Path) -> np.ndarray:
 
 def _load_cpsc(task: dict, protocol: str) -> dict:
     if task["layout"] == "cinc":
-        signal, names, fs = read_wfdb(task["path"])
+        signal, names, fs = read_wfdb(task["path"])  # (n_leads, T)
     else:
         signal, names, fs = read_original_mat(Path(task["path"])), LEADS, 500.0
-    ecg = standardize_signal(signal, names, fs)  # (12, 5000)
+    if protocol == "tamer" and signal.shape[-1] < TAMER_MIN_SECONDS * fs:
+        raise DropRecord("shorter than 10 s (protocol tamer keeps records of at least 10 s)")
+    ecg = standardize_signal(signal, names, fs, drop_flat_leads=False)  # (12, 5000): first 10 s at 500 Hz
     if protocol == "merl":
+        # MERL reads the 500 Hz records as they are and slices 2,500 samples; every CPSC record is 500 Hz, and a
+        # record at another rate has been resampled above, so the kept part is always the first 5 s.
         ecg = ecg.copy()
-        ecg[:, MERL_KEPT_SAMPLES:] = 0.0  # MERL keeps 5 s and zero-pads (paper_code.md §2.8)
+        ecg[:, MERL_KEPT_SAMPLES:] = 0.0
     return {"ecg": ecg, "record_id": task["record_id"], "patient_id": "",
             "labels": multi_hot(task["label_names"].split("|"), list(CPSC_LABELS))}
 
@@ -91,11 +103,19 @@ def _records_table(raw_dir: Path, reference_csv, summary: PreparationSummary) ->
     return pd.DataFrame(rows, columns=["record_id", "path", "layout", "label_names"]).assign(patient_id="")
 
 
-def build(raw_dir, output_dir=None, protocol: str = "default", split_files=None, reference_csv=None,
+def build(raw_dir, output_dir=None, protocol: str = "tamer", split_files=None, reference_csv=None,
           num_workers: int = 2, shard_size: int = 1000, overwrite: bool = False):
-    """CPSC2018 as a DatasetDict with the 9 classes; project split by record id unless `split_files` (MERL icbeb)."""
-    if protocol not in ("default", "merl"):
-        raise ValueError(f"unknown protocol {protocol!r} (default or merl)")
+    """CPSC2018 as a DatasetDict with the 9 classes, cut as `protocol` says ("tamer" or "merl").
+
+    Split: `split_files` (MERL's icbeb_{train,val,test}.csv, required by "merl"), else the project split by record
+    id. The protocol and the records kept per split are stored in preparation_summary.json and in the DatasetInfo
+    (`dataset_metadata(dataset)["protocol"]`, `["num_records"]`).
+    """
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r} (tamer or merl)")
+    if protocol == "merl" and not split_files:
+        raise ValueError("protocol='merl' is MERL's split and loader: pass split_files train=icbeb_train.csv "
+                         "validation=icbeb_val.csv test=icbeb_test.csv (MERL finetune/data_split/icbeb)")
     raw_dir = Path(raw_dir)
     if not raw_dir.is_dir():
         raise FileNotFoundError(f"raw_dir does not exist: {raw_dir}")
@@ -105,17 +125,24 @@ def build(raw_dir, output_dir=None, protocol: str = "default", split_files=None,
     for record_id in table.loc[unlabeled, "record_id"]:
         summary.drop("no CPSC label", record_id)
     table = assign_splits(table[~unlabeled], summary, split_files)
-    return prepare(table, partial(_load_cpsc, protocol=protocol), ecg_features(len(CPSC_LABELS)), output_dir,
-                   source="cpsc2018", description=dataset_description("cpsc2018", list(CPSC_LABELS),
-                                                                      protocol=protocol),
-                   config={"source": "cpsc2018", "raw_dir": str(raw_dir), "protocol": protocol,
-                           "split_files": split_files, "reference_csv": str(reference_csv)},
-                   num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+    output_dir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="tamer_cpsc2018_"))
+    prepare(table, partial(_load_cpsc, protocol=protocol), ecg_features(len(CPSC_LABELS)), output_dir,
+            source="cpsc2018", description=dataset_description("cpsc2018", list(CPSC_LABELS), protocol=protocol),
+            config={"source": "cpsc2018", "raw_dir": str(raw_dir), "protocol": protocol,
+                    "split_files": split_files, "reference_csv": str(reference_csv)},
+            num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+    stamp_split_counts(output_dir, "cpsc2018", protocol=protocol)
+    return datasets.load_from_disk(str(output_dir))
 
 
 def main(argv=None):
     parser = cli.base_parser("Prepare CPSC2018 (original .mat + REFERENCE.csv, or CinC-2020 WFDB) as a DatasetDict.")
-    cli.add_split_arguments(parser)
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="tamer",
+                        help="tamer (default): keep records >= 10 s, cut to 10 s; merl: MERL's split and loader, "
+                             "first 2,500 samples then zeros (needs --split_files with MERL's icbeb CSVs)")
+    parser.add_argument("--split_files", nargs="+", metavar="SPLIT=CSV",
+                        help="external split, e.g. train=icbeb_train.csv validation=icbeb_val.csv "
+                             "test=icbeb_test.csv; records absent from every file are dropped")
     parser.add_argument("--reference_csv", help="REFERENCE.csv of the original layout (default raw_dir/REFERENCE.csv)")
     args = parser.parse_args(argv)
     build(args.raw_dir, args.output_dir, args.protocol, cli.split_files_from(args), args.reference_csv,

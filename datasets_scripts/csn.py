@@ -10,14 +10,16 @@ protocol "merl" takes labels and membership from MERL's chapman_*.csv as shipped
 
 from __future__ import annotations
 
+import tempfile
 from functools import partial
 from pathlib import Path
 
+import datasets
 import pandas as pd
 
 from . import cli
 from .common import (DropRecord, dataset_description, ecg_features, find_records, header_dx_codes, multi_hot,
-                     read_split_files, read_wfdb, record_id_from_split_row, standardize_signal)
+                     read_split_files, read_wfdb, record_id_from_split_row, stamp_split_counts, standardize_signal)
 from .prepare import PreparationSummary, assign_splits, prepare
 
 MERL_LABELS = ("AQW", "UW", "SR", "WPW", "2AVB", "AT", "VB", "ARS", "STTC", "SA", "STE", "VPB", "TWO", "STTU", "ALS",
@@ -96,12 +98,15 @@ def build(raw_dir, output_dir=None, label_set: str = "merl", protocol: str = "de
     if protocol == "merl":
         table["label_names"] = table["record_id"].map(read_merl_labels(split_files)).fillna("")
     table = assign_splits(table, summary, split_files)
-    return prepare(table, partial(_load_csn, label_list=label_list), ecg_features(len(label_list)), output_dir,
-                   source="csn", description=dataset_description("csn", list(label_list), label_set=label_set,
-                                                                 protocol=protocol),
-                   config={"source": "csn", "raw_dir": str(raw_dir), "label_set": label_set, "protocol": protocol,
-                           "split_files": split_files, "condition_table": str(condition_table)},
-                   num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+    output_dir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="tamer_csn_"))
+    prepare(table, partial(_load_csn, label_list=label_list), ecg_features(len(label_list)), output_dir,
+            source="csn", description=dataset_description("csn", list(label_list), label_set=label_set,
+                                                          protocol=protocol),
+            config={"source": "csn", "raw_dir": str(raw_dir), "label_set": label_set, "protocol": protocol,
+                    "split_files": split_files, "condition_table": str(condition_table)},
+            num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+    stamp_split_counts(output_dir, "csn", protocol=protocol)
+    return datasets.load_from_disk(str(output_dir))
 
 
 def main(argv=None):

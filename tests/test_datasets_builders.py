@@ -12,7 +12,7 @@ from scipy.io import savemat
 
 from datasets_scripts import LEADS, label_names
 from datasets_scripts import cpsc2018, csn, mimic_iv_ecg, ptbxl, synthetic
-from datasets_scripts.common import deterministic_split
+from datasets_scripts.common import dataset_metadata, deterministic_split
 from datasets_scripts.prepare import MANIFEST, SUMMARY
 
 MERL_SPLITS = Path(__file__).resolve().parents[2] / "shared/reference/merl/data_split"
@@ -259,7 +259,7 @@ def test_mimic_interrupted_preparation_resumes_without_redoing_shards(tmp_path):
 # ---------------------------------------------------------------------------------------------------------------
 # CPSC2018 (original .mat + REFERENCE.csv) and CSN (CinC WFDB layout)
 # ---------------------------------------------------------------------------------------------------------------
-def test_cpsc_original_layout_labels_and_merl_protocol(tmp_path):
+def test_cpsc_original_layout_labels_and_both_protocols(tmp_path):
     raw = tmp_path / "cpsc"
     raw.mkdir()
     lengths = {"A0001": 7500, "A0002": 3000, "A0003": 5000, "A0004": 5000}
@@ -269,21 +269,25 @@ def test_cpsc_original_layout_labels_and_merl_protocol(tmp_path):
     pd.DataFrame({"Recording": ["A0001", "A0002", "A0003", "A0004", "A0005"], "First_label": [1, 2, 7, 3, 4],
                   "Second_label": [None, 5, 9, None, None], "Third_label": [None, None, 8, None, None]}).to_csv(
         raw / "REFERENCE.csv", index=False)
-    dataset = cpsc2018.build(raw, tmp_path / "out")
+    dataset = cpsc2018.build(raw, tmp_path / "out")  # protocol "tamer": records of at least 10 s, cut to 10 s
     rows = rows_by_id(dataset)
     names = label_names(dataset)
     assert {rid: named(row, names) for rid, (_, row) in rows.items()} == {
-        "A0001": {"NORM"}, "A0002": {"AFIB", "CRBBB"}, "A0003": {"VPC", "STE", "STD"}}
+        "A0001": {"NORM"}, "A0003": {"VPC", "STE", "STD"}}
     full = lead_coded_signal().T
     np.testing.assert_allclose(rows["A0001"][1]["ecg"], full, atol=1e-5)  # first 10 s of 15 s
-    np.testing.assert_allclose(rows["A0002"][1]["ecg"][:, :3000], full[:, :3000], atol=1e-5)
-    assert not rows["A0002"][1]["ecg"][:, 3000:].any()  # 6 s record zero-padded
     dropped = summary_of(tmp_path / "out")["dropped"]
     assert dropped["listed in REFERENCE.csv but no .mat file"] == 1
     assert sum(v for k, v in dropped.items() if "unreadable" in k) == 1
-    merl = rows_by_id(cpsc2018.build(raw, tmp_path / "merl", protocol="merl"))
-    np.testing.assert_allclose(merl["A0001"][1]["ecg"][:, :2500], full[:, :2500], atol=1e-5)
-    assert not merl["A0001"][1]["ecg"][:, 2500:].any()
+    assert dropped["shorter than 10 s (protocol tamer keeps records of at least 10 s)"] == 1  # A0002, 6 s
+    split = tmp_path / "icbeb_test.csv"  # MERL's split files name records in the `filename` column
+    pd.DataFrame({"filename": ["A0001", "A0002", "A0003"]}).to_csv(split, index=False)
+    merl = rows_by_id(cpsc2018.build(raw, tmp_path / "merl", protocol="merl", split_files={"test": str(split)}))
+    assert {rid: named(row, names) for rid, (_, row) in merl.items()} == {
+        "A0001": {"NORM"}, "A0002": {"AFIB", "CRBBB"}, "A0003": {"VPC", "STE", "STD"}}
+    for _, row in merl.values():
+        np.testing.assert_allclose(row["ecg"][:, :2500], full[:, :2500], atol=1e-5)
+        assert not row["ecg"][:, 2500:].any()
 
 
 CONDITIONS = """AcronymName,FullName,Snomed_CT
@@ -345,4 +349,8 @@ def test_csn_merl_protocol_uses_the_shipped_label_csv(ds_csn_raw, tmp_path):
     got = {rid: (split, named(row, label_names(dataset))) for rid, (split, row) in rows_by_id(dataset).items()}
     assert got == {"JS00001": ("train", {"AF", "AFIB"}), "JS00002": ("validation", {"ST", "STE"}),
                    "JS00005": ("test", {"LBBB"})}
-    assert summary_of(tmp_path / "out")["dropped"]["not in the external split files"] == 3
+    summary = summary_of(tmp_path / "out")
+    assert summary["dropped"]["not in the external split files"] == 3
+    counts = {"train": 1, "validation": 1, "test": 1}
+    assert summary["protocol"] == "merl" and summary["num_records"] == counts
+    assert dataset_metadata(dataset)["protocol"] == "merl" and dataset_metadata(dataset)["num_records"] == counts
