@@ -59,4 +59,47 @@ def contrastive_loss(
     return (info_nce(logits_a, targets, exclude_positive) + info_nce(logits_b, targets, exclude_positive)) / 2
 
 
-__all__ = ["GatherFn", "contrastive_loss", "info_nce"]
+
+def siglip_loss(
+    embeds_a: torch.Tensor,
+    embeds_b: torch.Tensor,
+    logit_scale: torch.Tensor | float = 1.0,
+    logit_bias: torch.Tensor | float | None = None,
+    is_aligned: torch.Tensor | None = None,
+    ids_a: torch.Tensor | None = None,
+    ids_b: torch.Tensor | None = None,
+    reduction: str = "mean",
+    gather: GatherFn | None = None,
+) -> torch.Tensor:
+    """Sigmoid pairwise loss (SigLIP, Zhai et al. 2023; C-MELT's "Siglep", paper Eq. 4) on the given embeddings.
+
+    logits_ij = logit_scale * a_i . b_j (+ logit_bias), loss_ij = -log sigmoid(y_ij * logits_ij). The embeddings are
+    used as given (normalise them first for SigLIP's cosine form; C-MELT's code does not). Labels y_ij in {-1, +1}:
+    with `ids_a` and `ids_b` (n,), y_ij = +1 exactly when ids_a[i] == ids_b[j] (e.g. the report an ECG belongs to and
+    the report a row carries, so identical reports are positives); otherwise -1 off the diagonal and 2 * is_aligned - 1
+    on it (`is_aligned` (n,) 0/1, default all 1: swapped-in negative reports are negatives of their own row).
+    `reduction="mean"` averages over all B x B pairs (C-MELT code); `"sum"` sums each row and averages over rows
+    (sum / B, C-MELT paper Eq. 4 and the SigLIP paper).
+
+    With `gather`, this process's rows are scored against the texts of the global batch, so every pair is counted by
+    exactly one process and the mean over processes is the loss of one process holding the whole batch.
+    """
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
+    all_b, offset = (embeds_b, 0) if gather is None else gather(embeds_b)
+    rows = torch.arange(embeds_a.shape[0], device=embeds_a.device)
+    logits = logit_scale * (embeds_a @ all_b.T)  # (n, N)
+    if logit_bias is not None:
+        logits = logits + logit_bias
+    if ids_a is not None and ids_b is not None:
+        all_ids_b = ids_b if gather is None else gather(ids_b)[0]  # (N,)
+        labels = (ids_a[:, None] == all_ids_b[None, :]).to(logits.dtype) * 2 - 1  # (n, N)
+    else:
+        labels = -torch.ones_like(logits)
+        diagonal = torch.ones_like(rows, dtype=logits.dtype) if is_aligned is None else is_aligned.to(logits.dtype)
+        labels[rows, rows + offset] = diagonal * 2 - 1
+    pair_losses = -F.logsigmoid(labels * logits)  # (n, N)
+    return pair_losses.mean() if reduction == "mean" else pair_losses.sum(dim=1).mean()
+
+
+__all__ = ["GatherFn", "contrastive_loss", "info_nce", "siglip_loss"]
