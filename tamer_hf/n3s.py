@@ -317,8 +317,9 @@ class NeighbourIndex:
         best_ids = torch.empty(len(queries), 0, dtype=torch.long)
         for start in range(0, self.num_reports, self.corpus_chunk):
             chunk = self._vectors[start:start + self.corpus_chunk]  # (c, D)
-            sims = torch.cat([best_sims, queries @ chunk.T], dim=1)  # (q, kept + c)
-            ids = torch.cat([best_ids, torch.arange(start, start + len(chunk)).expand(len(queries), -1)], dim=1)
+            chunk_top = (queries @ chunk.T).topk(min(k, len(chunk)), dim=1, largest=False)  # (q, <=k)
+            sims = torch.cat([best_sims, chunk_top.values], dim=1)  # (q, <=2k)
+            ids = torch.cat([best_ids, chunk_top.indices + start], dim=1)
             top = sims.topk(min(k, sims.shape[1]), dim=1, largest=False, sorted=True)
             best_sims, best_ids = top.values, ids.gather(1, top.indices)
         return best_ids, best_sims
