@@ -1,0 +1,104 @@
+"""What every family's `<Family>ForECGClassification` head shares: the output, the multi-label loss and the forward.
+
+A head model is a pre-trained family model (its ECG side) plus one linear layer over an ECG embedding, trained on
+multi-hot diagnosis labels with binary cross-entropy on logits (12-lead ECG diagnosis is multi-label: one record may
+be AFIB, CRBBB and STD at once). `num_labels`, `id2label`, `label2id` and `problem_type` live in the family's config
+(the standard `PreTrainedConfig` fields), so a fine-tuned folder names its classes.
+
+A family's head is a few lines (see `TamerForECGClassification`):
+
+    class XForECGClassification(ECGClassificationMixin, XPreTrainedModel):   # base_model_prefix = "x"
+        def __init__(self, config):
+            super().__init__(config)
+            self.x = XModel(config)                                          # the pre-trained model's weights load here
+            self.classifier = classification_head(config, embed_dim)
+            self.post_init()
+
+        def ecg_embedding(self, input_values):
+            return ...                                                       # (B, embed_dim)
+
+`XForECGClassification.from_pretrained(pretrained_x_folder, num_labels=C, id2label=...)` then loads the pre-trained
+weights into `self.x` (transformers adds `base_model_prefix` to a base model's keys) and initialises `classifier`.
+
+Flat, remote-code file: only torch and transformers.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.utils import ModelOutput
+
+MULTI_LABEL = "multi_label_classification"
+
+
+@dataclass
+class ECGClassifierOutput(ModelOutput):
+    """Outputs of a `<Family>ForECGClassification` model.
+
+    loss: mean binary cross-entropy over records and labels (when `labels` are given).
+    logits: (B, num_labels) per-label logits; `sigmoid(logits)` are the per-label probabilities, and AUCs are
+        computed on the logits (rank-invariant).
+    ecg_embeds: (B, D) the ECG embedding the head reads.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    ecg_embeds: torch.FloatTensor | None = None
+
+
+def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy with logits, averaged over records and labels; `labels` multi-hot (B, C), any dtype."""
+    return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+
+
+def classification_head(config, embed_dim: int) -> nn.Linear:
+    """The linear head over the ECG embedding, after checking the config's `problem_type` (set to multi-label when
+    unset: the only kind these heads train) and making `label2id` the inverse of `id2label`."""
+    if config.problem_type is None:
+        config.problem_type = MULTI_LABEL
+    if config.problem_type != MULTI_LABEL:
+        raise ValueError(f"ECG classification heads train multi-label diagnosis (problem_type={MULTI_LABEL!r}), "
+                         f"got problem_type={config.problem_type!r}.")
+    if set(config.label2id) != set(config.id2label.values()):
+        # from_pretrained(..., id2label=...) alone leaves the default {"LABEL_0": 0, ...} in label2id
+        config.label2id = {name: int(index) for index, name in config.id2label.items()}
+    return nn.Linear(embed_dim, config.num_labels)
+
+
+class ECGClassificationMixin:
+    """Forward, loss and encoder freezing of a head model; the family's class gives `ecg_embedding` and
+    `classifier` (put this class first in the bases, before the family's `PreTrainedModel`)."""
+
+    main_input_name = "input_values"
+
+    def ecg_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
+        """(B, leads, samples) -> (B, D): the embedding `classifier` reads."""
+        raise NotImplementedError(f"{type(self).__name__} must define ecg_embedding(input_values).")
+
+    def freeze_base_model(self) -> None:
+        """Linear probing: only `classifier` trains. While every encoder weight is frozen, `train()` keeps the
+        encoder in eval mode too, so its BatchNorm statistics and dropout stay those of the pre-trained model."""
+        self.base_model.requires_grad_(False)
+        self.base_model.eval()
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and not any(param.requires_grad for param in self.base_model.parameters()):
+            self.base_model.eval()
+        return self
+
+    def forward(self, input_values: torch.Tensor, labels: torch.Tensor | None = None, **kwargs) -> ECGClassifierOutput:
+        r"""
+        input_values (`torch.FloatTensor` of shape `(B, num_leads, num_samples)`): ECGs from the family's feature
+            extractor.
+        labels (`torch.Tensor` of shape `(B, num_labels)`, *optional*): multi-hot targets; the output then has `loss`.
+        """
+        ecg_embeds = self.ecg_embedding(input_values)  # (B, D)
+        logits = self.classifier(ecg_embeds)  # (B, num_labels)
+        loss = multi_label_loss(logits, labels) if labels is not None else None
+        return ECGClassifierOutput(loss=loss, logits=logits, ecg_embeds=ecg_embeds)
+
+
+__all__ = ["ECGClassificationMixin", "ECGClassifierOutput", "MULTI_LABEL", "classification_head", "multi_label_loss"]
