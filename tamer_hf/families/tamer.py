@@ -14,7 +14,7 @@ import torch
 
 from ..modeling.configuration_tamer import LOSS_TERMS, TamerConfig
 from ..modeling.feature_extraction_tamer import TamerFeatureExtractor
-from ..modeling.modeling_tamer import TamerModel, TamerTextEncoding
+from ..modeling.modeling_tamer import TamerForECGClassification, TamerModel, TamerTextEncoding
 from ..modeling.processing_tamer import TamerProcessor
 from ..presets import MODEL_PRESETS, preset_config
 from . import ModelFamily, ecg_input_values
@@ -222,6 +222,8 @@ FAMILY = ModelFamily(
     paper_defaults=PAPER_DEFAULTS,
     add_arguments=add_arguments,
     check_arguments=check_arguments,
+    # the fine-tuning head (examples/finetune.py); why this Auto class: TamerForECGClassification's docstring
+    extra_auto_models={"AutoModelForAudioClassification": TamerForECGClassification},
 )
 
 __all__ = ["FAMILY", "TamerCollator", "TextFeatureCache", "build", "make_bag_of_words_encoder", "make_collator",
