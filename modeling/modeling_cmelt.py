@@ -498,6 +498,18 @@ class CmeltModel(CmeltPreTrainedModel):
             mem_mask=token_mask.mask if token_mask is not None else None,
         )
 
+    # ------------------------------------------------------------------ construction from a pretrained text encoder
+    @classmethod
+    def from_text_pretrained(cls, text_model_name_or_path: str, **config_kwargs) -> "CmeltModel":
+        """A randomly initialised C-MELT whose text encoder starts from a pretrained T5 checkpoint (paper:
+        `google/flan-t5-base`; only its encoder half is kept). Saved C-MELT checkpoints hold the encoder, so loading
+        one later never fetches it again."""
+        text_model = T5EncoderModel.from_pretrained(text_model_name_or_path)
+        model = cls(CmeltConfig(text_config=text_model.config.to_dict(), **config_kwargs))
+        model.text_model.load_state_dict(text_model.state_dict())
+        return model
+
+
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Losses

@@ -56,3 +56,20 @@ def make_hub_cache(hf_home, folder, repo_id: str = "org/tamer-ecg",
         if file.is_file():
             (snapshot / file.name).write_bytes(file.read_bytes())
     return snapshot
+
+
+def tiny_cmelt_model_and_processor(seed: int = 0, texts=(), tokenizer=None, **overrides):
+    """A randomly initialised `cmelt-tiny` CmeltModel (eval mode) with a local T5 tokenizer and its processor.
+
+    `tokenizer`: reuse one (Unigram training is not bit-reproducible from run to run); else one is trained on `texts`.
+    """
+    from .families.cmelt import MODEL_PRESETS, make_processor
+    from .modeling.configuration_cmelt import CmeltConfig
+    from .modeling.modeling_cmelt import CmeltModel
+    from .text import small_t5_config, train_t5_tokenizer
+
+    tokenizer = tokenizer if tokenizer is not None else train_t5_tokenizer(texts, vocab_size=300)
+    text_config = small_t5_config(tokenizer, d_model=32, num_layers=1, num_heads=2)
+    torch.manual_seed(seed)
+    config = CmeltConfig(text_config=text_config.to_dict(), **{**MODEL_PRESETS["cmelt-tiny"], **overrides})
+    return CmeltModel(config).eval(), make_processor(tokenizer, max_text_length=64)
