@@ -107,7 +107,8 @@ def index_stage(embeddings: np.ndarray, backends, args) -> dict:
     stage, found = {"num_vectors": int(len(embeddings)), "dim": int(embeddings.shape[1])}, {}
     for backend in backends:
         rss_before = current_rss_mib()
-        index, build_s = timed(lambda: NeighbourIndex(embeddings, backend=backend))
+        device = args.device if backend == "exact" else None
+        index, build_s = timed(lambda: NeighbourIndex(embeddings, backend=backend, device=device))
         rss_after = current_rss_mib()
         neighbours, search_s = timed(lambda: index.least_similar(queries, args.k), repeats=args.repeats)
         sampler = NegativeSampler(index, k=args.k)
@@ -149,6 +150,7 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default=None, help="embedding and exact-search device, e.g. cuda (default: CPU)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     try:
@@ -162,7 +164,7 @@ def main(argv=None):
 
     result = {
         "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": args.threads, "platform": platform.platform(),
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": args.threads, "device": args.device or "cpu", "platform": platform.platform(),
                     "python": platform.python_version(), "torch": torch.__version__, "faiss": faiss_version,
                     "numpy": np.__version__, "transformers": transformers.__version__,
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
@@ -181,6 +183,7 @@ def main(argv=None):
         model, tokenizer = local_t5_encoder(unique[:50_000], d_model=args.local_d_model, num_layers=args.local_layers)
     else:
         model, tokenizer = load_text_encoder(args.encoder)
+    model.to(args.device or "cpu")
     embedded = unique[:args.embed_limit]
     embeddings, embed_s = timed(lambda: embed_reports(embedded, model, tokenizer, batch_size=args.embed_batch_size,
                                                       max_length=args.max_length))

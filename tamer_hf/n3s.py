@@ -166,6 +166,23 @@ def _save_atomically(path: Path, array: np.ndarray) -> None:
         raise
 
 
+def _read_cache(path: Path, num_reports: int) -> np.ndarray | None:
+    """The cached (R, D) float32 array, or None when there is none or it is unusable (then it is recomputed)."""
+    if not path.exists():
+        return None
+    try:
+        embeddings = np.load(path)
+    except (OSError, ValueError, EOFError) as error:  # e.g. truncated by a full disk, or written by other code
+        logger.warning("N3S cache %s is unreadable (%s): recomputing", path, error)
+        return None
+    if embeddings.ndim != 2 or embeddings.shape[0] != num_reports or embeddings.dtype != np.float32:
+        logger.warning("N3S cache %s holds %s %s, expected %d float32 rows: recomputing", path, embeddings.shape,
+                       embeddings.dtype, num_reports)
+        return None
+    logger.info("N3S report embeddings read from %s", path)
+    return embeddings
+
+
 def load_text_encoder(name_or_path: str) -> tuple[torch.nn.Module, object]:
     """Encoder + tokenizer from the Hub or a folder. A family with an encoder-only class (T5Config -> T5EncoderModel,
     also MT5, UMT5) loads only the encoder weights, whatever the checkpoint's head (google/flan-t5-small is a
@@ -202,13 +219,9 @@ def cached_report_embeddings(reports: Sequence[str], encoder: str | torch.nn.Mod
         model = encoder
     key = report_embeddings_key(reports, model, tokenizer, max_length, include_padding, batch_size)
     path = Path(cache_dir) / f"n3s_embeddings_{key}.npy"
-    if path.exists():
-        embeddings = np.load(path)
-        if embeddings.ndim == 2 and embeddings.shape[0] == len(reports) and embeddings.dtype == np.float32:
-            logger.info("N3S report embeddings read from %s", path)
-            return embeddings
-        logger.warning("N3S cache %s has shape %s, expected %d rows: recomputing", path, embeddings.shape,
-                       len(reports))
+    embeddings = _read_cache(path, len(reports))
+    if embeddings is not None:
+        return embeddings
     embeddings = embed_reports(reports, model, tokenizer, batch_size=batch_size, max_length=max_length,
                                device=device, include_padding=include_padding, progress=progress)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,11 +269,12 @@ class NeighbourIndex:
     least similar reports. C-MELT's code uses `IndexFlatL2`; for unit vectors ||-q - x||^2 = 2 + 2 q.x, so
     `IndexFlatIP` with -q returns the same ranking and gives the cosine directly. FAISS keeps its own copy of the
     vectors. `exact`: chunked torch matmul + running top-k over a view of the given array (no copy), memory bounded
-    by `query_chunk x corpus_chunk` floats; the reference the tests compare FAISS with.
+    by `query_chunk x corpus_chunk` floats; the reference the tests compare FAISS with. With `device` (exact only,
+    e.g. "cuda") the vectors are copied there once and every search runs there.
     """
 
     def __init__(self, embeddings: np.ndarray, backend: str = "auto", corpus_chunk: int = 16384,
-                 query_chunk: int = 1024):
+                 query_chunk: int = 1024, device: str | torch.device | None = None):
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)  # (R, D)
         if embeddings.ndim != 2 or embeddings.shape[0] == 0:
             raise ValueError(f"NeighbourIndex needs an (R, D) array with R >= 1, got shape {embeddings.shape}")
@@ -270,6 +284,8 @@ class NeighbourIndex:
             raise ValueError(f"NeighbourIndex needs L2-normalised rows (embed_reports returns them so); row {worst} "
                              f"has norm {norms[worst]:.4g}")
         self.backend = resolve_backend(backend)
+        if device is not None and self.backend == "faiss":
+            raise ValueError("device= applies to backend='exact' only (this index wraps faiss' CPU IndexFlatIP)")
         self.num_reports, self.dim = embeddings.shape
         self.corpus_chunk, self.query_chunk = corpus_chunk, query_chunk
         if self.backend == "faiss":
@@ -279,7 +295,7 @@ class NeighbourIndex:
             self._vectors = None
         else:
             self._faiss = None
-            self._vectors = torch.from_numpy(embeddings)  # (R, D), shares memory with the array
+            self._vectors = torch.from_numpy(embeddings).to(device or "cpu")  # (R, D); on CPU a view, no copy
 
     @property
     def nbytes(self) -> int:
@@ -291,30 +307,31 @@ class NeighbourIndex:
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if self._faiss is not None:
             return self._faiss.reconstruct_batch(ids)
-        return self._vectors[torch.from_numpy(ids)].numpy()
+        return self._vectors[torch.from_numpy(ids).to(self._vectors.device)].cpu().numpy()
 
     def least_similar(self, query_ids, k: int) -> Neighbours:
         """For each query report, the min(k, R) reports with the lowest cosine similarity to it, least similar
         first (the query itself is among them only when k >= R, or all others are duplicates of it)."""
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        queries = self.vectors(query_ids)  # (Q, D)
+        query_ids = np.asarray(query_ids, dtype=np.int64).reshape(-1)  # (Q,)
         k = min(k, self.num_reports)
-        if len(queries) == 0:
+        if len(query_ids) == 0:
             return Neighbours(np.empty((0, k), np.int64), np.empty((0, k), np.float32))
         if self._faiss is not None:
-            scores, ids = self._faiss.search(-queries, k)  # scores = -cosine, best (largest) first
+            scores, ids = self._faiss.search(-self.vectors(query_ids), k)  # scores = -cosine, best (largest) first
             return Neighbours(ids.astype(np.int64), -scores)
+        query_ids = torch.from_numpy(query_ids).to(self._vectors.device)
         ids, sims = [], []
-        for start in range(0, len(queries), self.query_chunk):
-            block_ids, block_sims = self._exact_block(torch.from_numpy(queries[start:start + self.query_chunk]), k)
-            ids.append(block_ids)
-            sims.append(block_sims)
+        for start in range(0, len(query_ids), self.query_chunk):
+            block_ids, block_sims = self._exact_block(self._vectors[query_ids[start:start + self.query_chunk]], k)
+            ids.append(block_ids.cpu())
+            sims.append(block_sims.cpu())
         return Neighbours(torch.cat(ids).numpy(), torch.cat(sims).numpy())
 
     def _exact_block(self, queries: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         best_sims = queries.new_empty(len(queries), 0)  # (q, <=k), ascending
-        best_ids = torch.empty(len(queries), 0, dtype=torch.long)
+        best_ids = torch.empty(len(queries), 0, dtype=torch.long, device=queries.device)
         for start in range(0, self.num_reports, self.corpus_chunk):
             chunk = self._vectors[start:start + self.corpus_chunk]  # (c, D)
             chunk_top = (queries @ chunk.T).topk(min(k, len(chunk)), dim=1, largest=False)  # (q, <=k)

@@ -146,6 +146,17 @@ def test_cache_is_recomputed_when_reports_max_length_or_weights_change(tmp_path,
     assert len(list(tmp_path.glob("*.npy"))) == 4
 
 
+def test_an_unreadable_cache_file_is_recomputed(tmp_path, reports):
+    model, tokenizer = local_t5_encoder(reports, d_model=32, num_layers=1, seed=1)
+    first = cached_report_embeddings(reports, model, tmp_path, tokenizer=tokenizer)
+    (cache_file,) = tmp_path.glob("*.npy")
+    cache_file.write_bytes(cache_file.read_bytes()[:100])  # as if a disk had filled up under an older writer
+    calls = count_forward_calls(model)
+    np.testing.assert_array_equal(cached_report_embeddings(reports, model, tmp_path, tokenizer=tokenizer), first)
+    assert len(calls) > 0
+    np.testing.assert_array_equal(np.load(cache_file), first)
+
+
 def test_cache_takes_a_saved_encoder_folder(tmp_path, reports, encoder):
     model, tokenizer = encoder
     model.save_pretrained(tmp_path / "encoder")
@@ -183,6 +194,16 @@ def test_faiss_requested_without_faiss_raises_an_import_error_that_says_what_to_
     with pytest.raises(ImportError, match=r"pip install faiss-cpu.*backend='exact'"):
         NeighbourIndex(random_unit_vectors(10), backend="faiss")
     assert NeighbourIndex(random_unit_vectors(10), backend="auto").backend == "exact"
+
+
+def test_exact_backend_on_an_explicit_device_gives_the_same_neighbours():
+    embeddings = random_unit_vectors(200)
+    on_device = NeighbourIndex(embeddings, backend="exact", device="cpu", corpus_chunk=50).least_similar([3, 4], 7)
+    default = NeighbourIndex(embeddings, backend="exact").least_similar([3, 4], 7)
+    np.testing.assert_array_equal(on_device.ids, default.ids)
+    if HAS_FAISS:
+        with pytest.raises(ValueError, match="backend='exact' only"):
+            NeighbourIndex(embeddings, backend="faiss", device="cpu")
 
 
 def test_index_refuses_rows_that_are_not_unit_vectors():
