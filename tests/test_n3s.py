@@ -28,7 +28,7 @@ def unique_reports() -> list[str]:
     """Machine-style reports with repeats (deduplicated as ReportTable does), plus upper-case variants: distinct
     texts that the lower-casing tokenizer turns into the same tokens, hence embedding duplicates."""
     rng = np.random.default_rng(0)
-    rows = [synthetic.write_report(synthetic.sample_conditions(rng), rng) for _ in range(200)]
+    rows = [synthetic.write_report(synthetic.sample_conditions(rng), rng) for _ in range(80)]
     table = list(dict.fromkeys(rows))
     return table + [table[0].upper(), table[1].upper()]
 
@@ -117,6 +117,7 @@ def count_forward_calls(model) -> list:
 
 
 def test_second_call_reads_the_cache_without_running_the_encoder(tmp_path, reports):
+    reports = reports[:20]
     model, tokenizer = local_t5_encoder(reports, d_model=32, num_layers=1, seed=1)
     calls = count_forward_calls(model)
     first = cached_report_embeddings(reports, model, tmp_path, tokenizer=tokenizer, batch_size=8)
@@ -129,6 +130,7 @@ def test_second_call_reads_the_cache_without_running_the_encoder(tmp_path, repor
 
 
 def test_cache_is_recomputed_when_reports_max_length_or_weights_change(tmp_path, reports):
+    reports = reports[:20]
     model, tokenizer = local_t5_encoder(reports, d_model=32, num_layers=1, seed=1)
     calls = count_forward_calls(model)
     cached_report_embeddings(reports, model, tmp_path, tokenizer=tokenizer)
@@ -147,6 +149,7 @@ def test_cache_is_recomputed_when_reports_max_length_or_weights_change(tmp_path,
 
 
 def test_an_unreadable_cache_file_is_recomputed(tmp_path, reports):
+    reports = reports[:20]
     model, tokenizer = local_t5_encoder(reports, d_model=32, num_layers=1, seed=1)
     first = cached_report_embeddings(reports, model, tmp_path, tokenizer=tokenizer)
     (cache_file,) = tmp_path.glob("*.npy")
@@ -158,6 +161,7 @@ def test_an_unreadable_cache_file_is_recomputed(tmp_path, reports):
 
 
 def test_cache_takes_a_saved_encoder_folder(tmp_path, reports, encoder):
+    reports = reports[:20]
     model, tokenizer = encoder
     model.save_pretrained(tmp_path / "encoder")
     tokenizer.save_pretrained(tmp_path / "encoder")
