@@ -140,6 +140,8 @@ def main(argv=None):
                         help="'local' (tiny T5 built offline: --local_d_model, --local_layers) or a Hub name/folder")
     parser.add_argument("--local_d_model", type=int, default=64)
     parser.add_argument("--local_layers", type=int, default=2)
+    parser.add_argument("--local_heads", type=int, default=4,
+                        help="--local_d_model 512 --local_layers 8 --local_heads 6: about flan-t5-small's encoder cost")
     parser.add_argument("--embed_limit", type=int, default=20_000, help="unique reports embedded and timed")
     parser.add_argument("--embed_batch_size", type=int, default=256)
     parser.add_argument("--max_length", type=int, default=256)
@@ -164,8 +166,8 @@ def main(argv=None):
 
     result = {
         "command": " ".join(["python", *sys.argv]),
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": args.threads, "device": args.device or "cpu", "platform": platform.platform(),
-                    "python": platform.python_version(), "torch": torch.__version__, "faiss": faiss_version,
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": args.threads, "device": args.device or "cpu",
+                    "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__, "faiss": faiss_version,
                     "numpy": np.__version__, "transformers": transformers.__version__,
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
@@ -180,7 +182,8 @@ def main(argv=None):
     del reports
 
     if args.encoder == "local":
-        model, tokenizer = local_t5_encoder(unique[:50_000], d_model=args.local_d_model, num_layers=args.local_layers)
+        model, tokenizer = local_t5_encoder(unique[:50_000], d_model=args.local_d_model,
+                                            num_layers=args.local_layers, num_heads=args.local_heads)
     else:
         model, tokenizer = load_text_encoder(args.encoder)
     model.to(args.device or "cpu")
@@ -190,7 +193,8 @@ def main(argv=None):
     rate = len(embedded) / embed_s
     result["embedding"] = {
         "encoder": args.encoder if args.encoder != "local" else
-        f"local T5EncoderModel d_model={args.local_d_model} layers={args.local_layers} (random weights)",
+        f"local T5EncoderModel d_model={args.local_d_model} layers={args.local_layers} heads={args.local_heads} "
+        "(random weights)",
         "parameters": sum(p.numel() for p in model.parameters()), "dim": int(embeddings.shape[1]),
         "embedded_reports_measured": len(embedded), "embed_s_measured": round(embed_s, 2),
         "reports_per_s": round(rate, 1),
