@@ -167,8 +167,9 @@ def main(argv=None):
     result = {
         "command": " ".join(["python", *sys.argv]),
         "machine": {"cpu_count": os.cpu_count(), "torch_threads": args.threads, "device": args.device or "cpu",
-                    "platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__, "faiss": faiss_version,
-                    "numpy": np.__version__, "transformers": transformers.__version__,
+                    "platform": platform.platform(), "python": platform.python_version(),
+                    "torch": torch.__version__, "faiss": faiss_version, "numpy": np.__version__,
+                    "transformers": transformers.__version__,
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
     }
 
