@@ -11,7 +11,9 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProces
 
 from .modeling.configuration_tamer import CANONICAL_LEADS, TamerConfig
 from .modeling.feature_extraction_tamer import TamerFeatureExtractor
-from .modeling.modeling_tamer import TamerModel, TamerOutput, TamerTextEncoding, contrastive_loss, stft_magnitude
+from .modeling.ecg_classification import ECGClassifierOutput
+from .modeling.modeling_tamer import (TamerForECGClassification, TamerModel, TamerOutput, TamerTextEncoding,
+                                     contrastive_loss, stft_magnitude)
 from .modeling.processing_tamer import TamerProcessor
 from .pipelines import TASK, ZeroShotECGClassificationPipeline, pipeline, register_pipeline, save_pretrained_with_pipeline
 
@@ -49,8 +51,10 @@ __all__ = [
     "register_pipeline",
     "save_pretrained_with_pipeline",
     "CANONICAL_LEADS",
+    "ECGClassifierOutput",
     "TamerConfig",
     "TamerFeatureExtractor",
+    "TamerForECGClassification",
     "TamerModel",
     "TamerOutput",
     "TamerProcessor",
