@@ -1,14 +1,20 @@
-"""The evaluation metrics, domain shift, linear probe, reports and plots, on synthetic arrays."""
+"""The evaluation metrics, prompt files (paths and URLs), reproducibility record, reports and plots."""
 
+import hashlib
 import json
 import subprocess
-import sys
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+import tamer_hf
 from tamer_hf import evaluation
+from tamer_hf.linear_probe import linear_probe
 from tamer_hf.plotting import plot_ecg_with_scores, plot_per_class_auc, plot_roc_curves
 
 # The ordered label lists of the evaluation sets (MERL split CSV headers, paper_code.md §2.9).
@@ -63,26 +69,21 @@ def test_bootstrap_ci_brackets_the_estimate_and_narrows_with_more_data():
         *small, num_samples=50, seed=3)
 
 
+def test_column_aucs_equal_sklearn_with_ties_and_one_valued_columns():
+    y_true, scores = synthetic_scores(200, 5, seed=2)
+    scores = np.round(scores, 1)  # many ties
+    y_true[:, 3] = 1
+    aucs = evaluation.column_aucs(y_true, scores)
+    for i in (0, 1, 2, 4):
+        assert aucs[i] == pytest.approx(roc_auc_score(y_true[:, i], scores[:, i]), abs=1e-12)
+    assert np.isnan(aucs[3])
+
+
 def test_cosine_scores_match_normalised_dot_product():
     rng = np.random.default_rng(0)
     ecg, text = rng.normal(size=(7, 16)), rng.normal(size=(3, 16))
     expected = [[a @ b / np.linalg.norm(a) / np.linalg.norm(b) for b in text] for a in ecg]
     np.testing.assert_allclose(evaluation.cosine_scores(ecg, text), expected, atol=1e-12)
-
-
-def test_domain_mapping_target_positive_is_or_of_mapped_columns():
-    target_names = ["NORM", "1AVB", "CLBBB", "CRBBB", "STD", "STE"]
-    target = np.array([[1, 0, 0, 0, 0, 0],
-                       [0, 1, 0, 0, 0, 0],
-                       [0, 0, 0, 1, 1, 0],
-                       [0, 0, 0, 0, 0, 1],
-                       [0, 0, 0, 0, 0, 0]])
-    mapping = {"NORM": ["NORM"], "CD": ["1AVB", "CLBBB", "CRBBB"], "STTC": ["STD", "STE"]}
-    labels, names = evaluation.map_target_labels(target, target_names, mapping)
-    assert names == ["NORM", "CD", "STTC"]
-    np.testing.assert_array_equal(labels, [[1, 0, 0], [0, 1, 0], [0, 1, 1], [0, 0, 1], [0, 0, 0]])
-    with pytest.raises(ValueError, match="MI"):
-        evaluation.map_target_labels(target, target_names, {"MI": ["MI"]})
 
 
 def test_packaged_domain_mappings_only_name_existing_classes():
@@ -120,31 +121,102 @@ def test_a_flat_prompt_file_replaces_the_packaged_descriptions(tmp_path):
         evaluation.load_label_descriptions()
 
 
-def test_linear_probe_learns_a_separable_signal_and_uses_the_requested_fractions():
-    rng = np.random.default_rng(0)
-    labels = (rng.random((1200, 3)) < 0.4).astype(np.int8)
-    directions = rng.normal(size=(3, 32))
-    embeds = labels @ directions * 2.0 + rng.normal(size=(1200, 32))
-    result = evaluation.linear_probe(embeds[:1000], labels[:1000], embeds[1000:], labels[1000:], ["a", "b", "c"])
-    assert list(result) == ["1%", "10%", "100%"]
-    assert [r["num_train"] for r in result.values()] == [10, 100, 1000]
-    assert result["100%"]["macro_auc"] > 0.95
-    assert result["100%"]["macro_auc"] >= result["1%"]["macro_auc"] - 0.02
-    # a probe on pure noise is at chance level
-    noise = evaluation.linear_probe(rng.normal(size=(1000, 32)), labels[:1000], rng.normal(size=(200, 32)),
-                                    labels[1000:], ["a", "b", "c"], fractions=(1.0,))
-    assert abs(noise["100%"]["macro_auc"] - 0.5) < 0.1
+CKEPE_SHAPED = {"NORM": "Normal ECG, Sinus rhythm.", "AFIB": "Atrial Fibrillation, Paroxysmal Atrial Fibrillation.",
+                "STE": "ST elevation, ST-segment elevation."}
+MERL_CKEPE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "merl" / "CKEPE_prompt.json"
 
 
-def test_linear_probe_reports_classes_it_could_not_fit():
-    rng = np.random.default_rng(0)
-    train_labels = np.zeros((50, 2), dtype=np.int8)
-    train_labels[::2, 0] = 1  # class "b" has no positive in training
-    test_labels = (rng.random((40, 2)) < 0.5).astype(np.int8)
-    result = evaluation.linear_probe(rng.normal(size=(50, 4)), train_labels, rng.normal(size=(40, 4)), test_labels,
-                                     ["a", "b"], fractions=(1.0,))
-    assert result["100%"]["unfitted"] == ["b"]
-    assert result["100%"]["per_class"]["b"] == pytest.approx(0.5)
+def test_ckepe_prompts_are_the_texts_verbatim_lower_cased(tmp_path):
+    path = tmp_path / "CKEPE_prompt.json"
+    path.write_text(json.dumps(CKEPE_SHAPED, indent=8))
+    descriptions = evaluation.load_label_descriptions("cpsc2018", path=path)  # flat: the section is ignored
+    assert evaluation.make_prompts(["STE", "NORM"], "{}", descriptions) == [
+        "st elevation, st-segment elevation.", "normal ecg, sinus rhythm."]
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+    """A local HTTP server over tmp_path (no internet needed)."""
+    handler = partial(SimpleHTTPRequestHandler, directory=str(tmp_path))
+    handler.log_message = lambda *args: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=partial(server.serve_forever, poll_interval=0.05), daemon=True)
+    thread.start()
+    yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_prompt_file_is_read_from_an_http_url(http_folder):
+    folder, url = http_folder
+    (folder / "CKEPE_prompt.json").write_text(json.dumps(CKEPE_SHAPED))
+    table, raw = evaluation.read_json_source(f"{url}/CKEPE_prompt.json")
+    assert table == CKEPE_SHAPED and raw == (folder / "CKEPE_prompt.json").read_bytes()
+    assert evaluation.load_label_descriptions(path=f"{url}/CKEPE_prompt.json") == CKEPE_SHAPED
+
+
+def test_unreachable_prompt_url_or_missing_file_is_one_clear_line(http_folder, tmp_path):
+    _, url = http_folder
+    for source, message in [(f"{url}/absent.json", "cannot download"), ("http://127.0.0.1:9/p.json", "cannot download"),
+                            (str(tmp_path / "absent.json"), "cannot read")]:
+        with pytest.raises(ValueError, match=message) as error:
+            evaluation.read_json_source(source)
+        assert source in str(error.value) and "\n" not in str(error.value)
+    (tmp_path / "list.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        evaluation.read_json_source(tmp_path / "list.json")
+
+
+@pytest.mark.skipif(not MERL_CKEPE.exists(), reason="MERL's CKEPE_prompt.json is not in ../shared/reference")
+def test_merl_ckepe_file_as_published_covers_every_evaluation_label():
+    descriptions = evaluation.load_label_descriptions(path=MERL_CKEPE)
+    assert len(descriptions) == 131
+    for names in EVALUATION_LABELS.values():
+        assert set(names) <= set(descriptions)
+
+
+def test_checkpoint_hash_is_the_sha256_of_the_weight_file_or_of_the_shard_listing(tmp_path):
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "model.safetensors").write_bytes(b"weights")
+    (single / "config.json").write_text("{}")
+    record = evaluation.checkpoint_record(str(single))
+    assert record["sha256"] == hashlib.sha256(b"weights").hexdigest()
+    assert list(record["files"]) == ["model.safetensors"]
+
+    sharded = tmp_path / "sharded"
+    sharded.mkdir()
+    shards = {"model-00001-of-00002.safetensors": b"a", "model-00002-of-00002.safetensors": b"b"}
+    for name, data in shards.items():
+        (sharded / name).write_bytes(data)
+    listing = "".join(f"{hashlib.sha256(shards[name]).hexdigest()}  {name}\n" for name in sorted(shards))
+    assert evaluation.checkpoint_record(str(sharded))["sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+    assert evaluation.checkpoint_record("org/not-downloaded")["sha256"] is None
+
+
+def test_package_record_has_the_version_and_the_commit_of_the_source_tree():
+    source_tree = Path(tamer_hf.__file__).resolve().parents[1]
+
+    def git(*args):
+        completed = subprocess.run(["git", "-C", str(source_tree), *args], capture_output=True, text=True)
+        return completed.stdout.strip() if completed.returncode == 0 else None
+
+    head_before = git("rev-parse", "HEAD")
+    record = evaluation.package_record()
+    assert record["version"] == tamer_hf.__version__
+    if git("rev-parse", "--show-toplevel") == str(source_tree):
+        # others may commit meanwhile: the recorded commit lies between the HEADs before and after the call
+        assert git("merge-base", "--is-ancestor", head_before, record["git_commit"]) is not None
+        assert git("merge-base", "--is-ancestor", record["git_commit"], "HEAD") is not None
+    else:
+        assert record["git_commit"] is None
+
+
+def test_prompt_record_hashes_the_encoded_list():
+    prompts = ["normal ecg", "atrial fibrillation — af"]
+    record = evaluation.prompt_record("p.json", "abc", ["NORM", "AFIB"], prompts)
+    assert record["sha256"] == hashlib.sha256(json.dumps(prompts, ensure_ascii=False).encode("utf-8")).hexdigest()
+    assert record["prompts"] == {"NORM": "normal ecg", "AFIB": "atrial fibrillation — af"}
 
 
 def test_results_are_written_as_json_and_a_paper_layout_markdown_table(tmp_path):
@@ -153,14 +225,16 @@ def test_results_are_written_as_json_and_a_paper_layout_markdown_table(tmp_path)
     results = {"method": "TAMER", "label_set": "ptbxl_super",
                "zero_shot": evaluation.evaluate_scores(y_true, scores, names, num_bootstrap=50),
                "domain_shift": {"csn": evaluation.evaluate_scores(y_true, scores, names, num_bootstrap=0)},
-               "linear_probe": evaluation.linear_probe(scores, y_true, scores, y_true, names, fractions=(0.1, 1.0))}
+               "linear_probe": linear_probe(scores, y_true, None, None, scores, y_true, names, recipe="sklearn",
+                                            fractions=(0.1, 1.0))}
     json_path, markdown_path = evaluation.save_results(results, tmp_path)
     reloaded = json.loads(open(json_path).read())
     assert reloaded["zero_shot"]["macro_auc"] == pytest.approx(results["zero_shot"]["macro_auc"])
     markdown = open(markdown_path).read()
     assert "| Method | Training Ratio | Zero-Shot ptbxl_super | Domain Shift → csn |" in markdown
     assert f"{100 * results['zero_shot']['macro_auc']:.2f}" in markdown
-    assert "Linear probe 10%" in markdown and "Linear probe 100%" in markdown
+    assert "| Method | Probe recipe | Linear probe 10% | Linear probe 100% |" in markdown
+    assert "| TAMER | sklearn |" in markdown
 
 
 def test_plots_are_written_as_png(tmp_path):

@@ -1,20 +1,28 @@
-"""examples/zero_shot_eval.py end to end on synthetic data with a tiny model, checked against sklearn on scores
-computed independently through the pipeline."""
+"""examples/zero_shot_eval.py end to end on synthetic data with a tiny model: scores checked against sklearn on
+cosines computed independently through the pipeline, the commands of docs/reproduction.md, and the
+reproducibility record of results.json."""
 
+import hashlib
 import importlib.util
 import json
+import re
+import shlex
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from datasets_scripts import label_names, synthetic
+import tamer_hf
+from datasets_scripts import cli, label_names, synthetic
 from tamer_hf import evaluation
 from tamer_hf.pipelines import TASK, pipeline
 from tamer_hf.testing_utils import tiny_model_and_processor
 
-SCRIPT = Path(__file__).resolve().parents[1] / "examples" / "zero_shot_eval.py"
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "examples" / "zero_shot_eval.py"
+REPRODUCTION_DOC = ROOT / "docs" / "reproduction.md"
 
 
 def load_script():
@@ -52,7 +60,7 @@ def test_eval_script_auc_domain_shift_probe_and_plots(workspace):
     out = workspace / "out"
     load_script().main(["--model", str(workspace / "model"), "--dataset", str(workspace / "source"),
                         "--domain_shift", str(workspace / "target"), "--domain_mapping", str(workspace / "mapping.json"),
-                        "--linear_probe", "--bootstrap", "20", "--output_dir", str(out)])
+                        "--linear_probe", "--probe_recipe", "sklearn", "--bootstrap", "20", "--output_dir", str(out)])
     results = json.loads((out / "results.json").read_text())
     descriptions = evaluation.load_label_descriptions("synthetic")
 
@@ -68,18 +76,166 @@ def test_eval_script_auc_domain_shift_probe_and_plots(workspace):
     assert results["zero_shot"]["macro_auc"] == pytest.approx(
         roc_auc_score(y_true[:, kept], scores[:, kept], average="macro"), abs=1e-6)
 
+    # domain shift = zero-shot on the target's own classes, averaged over the classes the mapping covers
     target = load_from_disk(workspace / "target")
     target_labels = np.asarray(target["test"]["labels"])
-    column = {name: i for i, name in enumerate(label_names(target))}
-    mapped_sr = target_labels[:, [column["SR"], column["SBRAD"], column["STACH"]]].max(axis=1)
-    target_scores = pipeline_cosines(workspace / "model", target["test"], ["AFIB", "SR"], descriptions)
+    target_names = label_names(target)
+    target_scores = pipeline_cosines(workspace / "model", target["test"], target_names, descriptions)
     shift = results["domain_shift"]["synthetic"]
-    assert shift["n_positive"]["SR"] == int(mapped_sr.sum())
-    assert shift["per_class"]["SR"] == pytest.approx(roc_auc_score(mapped_sr, target_scores[:, 1]), abs=1e-6)
+    covered = ["SR", "SBRAD", "STACH", "AFIB", "AFLT"]
+    assert shift["covered"] == covered
+    scored = [name for name in covered if 0 < target_labels[:, target_names.index(name)].sum() < len(target_labels)]
+    columns = [target_names.index(name) for name in scored]
+    assert scored and shift["macro_auc"] == pytest.approx(
+        roc_auc_score(target_labels[:, columns], target_scores[:, columns], average="macro"), abs=1e-6)
 
-    assert list(results["linear_probe"]) == ["1%", "10%", "100%"]
-    assert results["linear_probe"]["100%"]["num_train"] == len(source["train"])
+    assert list(results["linear_probe"]["fractions"]) == ["1%", "10%", "100%"]
+    assert results["linear_probe"]["fractions"]["100%"]["num_train"] == len(source["train"])
     markdown = (out / "results.md").read_text()
     assert "| Method | Training Ratio | Zero-Shot synthetic | Domain Shift → synthetic |" in markdown
     for name in ["zero_shot_roc.png", "zero_shot_auc.png", "domain_shift_synthetic_roc.png"]:
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# docs/reproduction.md, "Check the commands offline"
+
+
+def documented_block(marker: str) -> str:
+    """The fenced block that follows `<!-- offline-check {marker} -->` in docs/reproduction.md."""
+    text = REPRODUCTION_DOC.read_text()
+    match = re.search(rf"<!-- offline-check {marker} -->\n```\w*\n(.*?)```", text, re.S)
+    assert match, f"docs/reproduction.md has no offline-check {marker} block"
+    return match.group(1)
+
+
+def documented_commands(variables: dict) -> list[list[str]]:
+    """The block's commands (continuation lines joined, $VARIABLES replaced), without its variable assignments."""
+    commands = []
+    for line in documented_block("commands").replace("\\\n", " ").splitlines():
+        if not line.strip() or re.match(r"^\w+=", line):
+            continue
+        for name, value in variables.items():
+            line = line.replace(f"${name}", value)
+        commands.append(shlex.split(line))
+    return commands
+
+
+def run_documented(argv: list[str]) -> None:
+    """Run `python -m datasets_scripts.synthetic ...` or `python examples/zero_shot_eval.py ...` in this process."""
+    if argv[:3] == ["python", "-m", "datasets_scripts.synthetic"]:
+        synthetic.main(argv[3:])
+    elif argv[:2] == ["python", "examples/zero_shot_eval.py"]:
+        load_script().main(argv[2:])
+    else:
+        raise AssertionError(f"unexpected command in docs/reproduction.md: {argv}")
+
+
+def test_documented_offline_commands_run_and_record_how_to_repeat_them(workspace, tmp_path):
+    from datasets import load_from_disk
+
+    variables = {"MODEL": str(workspace / "model"), "WORK": str(tmp_path)}
+    (tmp_path / "synthetic_mapping.json").write_text(documented_block("mapping"))
+    commands = documented_commands(variables)
+    head_before = git(["rev-parse", "HEAD"])
+    assert [argv[:3] for argv in commands] == [["python", "-m", "datasets_scripts.synthetic"]] + [
+        ["python", "examples/zero_shot_eval.py", "--model"]] * 2
+    for argv in commands:
+        run_documented(argv)
+
+    results = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert_reproducibility_record(results, commands[1], workspace / "model", tmp_path / "synthetic", head_before)
+    assert results["domain_shift"]["synthetic"]["covered"] == ["SR", "SBRAD", "STACH", "AFIB", "AFLT"]
+    shift_dataset = results["domain_shift"]["synthetic"]["dataset"]
+    assert shift_dataset["fingerprint"] == load_from_disk(tmp_path / "synthetic")["test"]._fingerprint
+    assert results["domain_shift"]["synthetic"]["prompts"]["sha256"] == evaluation.prompt_list_sha256(
+        list(results["domain_shift"]["synthetic"]["prompts"]["prompts"].values()))
+
+    for folder, recipe, optimistic in [("eval", "clean", False), ("eval_merl_probe", "merl", True)]:
+        probe = json.loads((tmp_path / folder / "results.json").read_text())["linear_probe"]
+        assert (probe["recipe"], probe["optimistic"]) == (recipe, optimistic)
+        assert set(probe["datasets"]) == {"train", "validation"}
+        assert probe["datasets"]["train"]["fingerprint"] == load_from_disk(tmp_path / "synthetic")["train"]._fingerprint
+        for key, result in probe["fractions"].items():
+            head = json.loads((Path(result["head"]) / "head.json").read_text())
+            assert (head["recipe"], f"{head['fraction'] * 100:g}%", head["selected_epoch"]) == (
+                recipe, key, result["selected_epoch"])
+            assert (Path(result["head"]) / "head.safetensors").exists()
+            assert all(result["per_class"][name] is None for name in result["excluded"])
+    assert "optimistic" in (tmp_path / "eval_merl_probe" / "results.md").read_text()
+
+
+def git(args: list[str]) -> str | None:
+    completed = subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True)
+    return completed.stdout.strip() if completed.returncode == 0 else None
+
+
+def assert_reproducibility_record(results: dict, argv: list[str], model_dir: Path, dataset_dir: Path,
+                                  head_before: str | None) -> None:
+    from datasets import load_from_disk
+
+    package = results["package"]
+    assert package["version"] == tamer_hf.__version__
+    if git(["rev-parse", "--show-toplevel"]) == str(ROOT):
+        # other people may commit while the test runs: the recorded commit lies between the HEADs before and after
+        assert git(["merge-base", "--is-ancestor", head_before, package["git_commit"]]) is not None
+        assert git(["merge-base", "--is-ancestor", package["git_commit"], "HEAD"]) is not None
+    else:
+        assert package["git_commit"] is None
+
+    weights = (model_dir / "model.safetensors").read_bytes()
+    assert results["checkpoint"]["sha256"] == hashlib.sha256(weights).hexdigest()
+
+    dataset = results["dataset"]
+    assert dataset["path"] == str(dataset_dir) and dataset["split"] == results["split"] == "test"
+    assert dataset["fingerprint"] == load_from_disk(dataset_dir)["test"]._fingerprint
+    assert dataset["source"] == "synthetic" and "protocol" in dataset and dataset["protocol"] is None
+    assert len(dataset["records_sha256"]) == 64 and dataset["num_records"] == results["num_records"]
+    assert results["task"] is None and results["label_set"] == "synthetic" and results["template"] == "{}"
+
+    prompts = results["prompts"]
+    descriptions = evaluation.load_label_descriptions("synthetic")
+    classes = label_names(load_from_disk(dataset_dir))
+    expected = evaluation.make_prompts(classes, "{}", descriptions)
+    assert prompts["prompts"] == dict(zip(classes, expected))
+    assert prompts["sha256"] == hashlib.sha256(json.dumps(expected, ensure_ascii=False).encode()).hexdigest()
+    assert prompts["source"] == evaluation.PACKAGED_DESCRIPTIONS and prompts["packaged"] is True
+    assert prompts["source_sha256"] == hashlib.sha256(Path(evaluation.PACKAGED_DESCRIPTIONS).read_bytes()).hexdigest()
+
+    seed = int(argv[argv.index("--seed") + 1]) if "--seed" in argv else 0
+    assert results["bootstrap"] == {"seed": seed, "num_resamples": int(argv[argv.index("--bootstrap") + 1])}
+    assert shlex.split(results["command"])[0] == "python"
+    assert shlex.split(results["command"])[1].endswith("examples/zero_shot_eval.py")
+    assert shlex.split(results["command"])[2:] == argv[2:]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Prompt files
+
+
+def test_ckepe_shaped_prompts_are_used_as_they_are(workspace, tmp_path):
+    from datasets import load_from_disk
+
+    classes = label_names(load_from_disk(workspace / "source"))
+    ckepe = {name: f"Finding {name}, Subtype One, subtype two." for name in classes}
+    ckepe["UNUSED"] = "a label of another set."
+    (tmp_path / "CKEPE_prompt.json").write_text(json.dumps(ckepe, indent=8))
+    results = load_script().main(["--model", str(workspace / "model"), "--dataset", str(workspace / "source"),
+                                  "--prompts", str(tmp_path / "CKEPE_prompt.json"), "--bootstrap", "0",
+                                  "--output_dir", str(tmp_path / "out")])
+    prompts = results["prompts"]
+    assert prompts["prompts"] == {name: ckepe[name].lower() for name in classes}
+    assert prompts["source"] == str(tmp_path / "CKEPE_prompt.json") and prompts["packaged"] is False
+    assert prompts["source_sha256"] == hashlib.sha256((tmp_path / "CKEPE_prompt.json").read_bytes()).hexdigest()
+
+
+def test_bad_prompt_sources_end_with_one_error_line(workspace, tmp_path, capsys):
+    (tmp_path / "partial.json").write_text(json.dumps({"NORM": "normal ecg"}))
+    base = ["--model", str(workspace / "model"), "--dataset", str(workspace / "source"), "--output_dir", str(tmp_path)]
+    for prompts, message in [("http://127.0.0.1:9/CKEPE_prompt.json", "cannot download"),
+                             (str(tmp_path / "partial.json"), "has no prompt for")]:
+        with pytest.raises(SystemExit) as exit_info:
+            cli.run(load_script().main, base + ["--prompts", prompts])
+        assert exit_info.value.code == 2
+        error = capsys.readouterr().err
+        assert error.startswith("error: ") and message in error and error.count("\n") == 1
