@@ -52,7 +52,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--max_records", type=int, help="use at most this many records per split (quick runs)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed and the clean/sklearn probe's seed")
-    parser.add_argument("--method", default="TAMER", help="row name in the Markdown table")
+    parser.add_argument("--method", help="row name in the Markdown table (default: the model's model_type)")
     parser.add_argument("--output_dir", help="default: <model>/eval/<label_set>")
     parser.add_argument("--trust_remote_code", action="store_true")
     args = parser.parse_args(argv)
@@ -113,25 +113,36 @@ def plot(y_true, scores, classes, result, title, stem, args):
     plot_per_class_auc(result, os.path.join(args.output_dir, f"{stem}_auc.png"), f"{title}: per-class AUC")
 
 
-def domain_shift(model, processor, label_set, prompt_source, args):
+def domain_shift_targets(label_set, prompt_source, args) -> list[dict]:
+    """Each `--domain_shift` target with its test split, class names, mapping and prompts (checked before any model
+    work, so that a missing pair or prompt fails at once)."""
+    targets = []
+    for target_path in args.domain_shift:
+        target_dict, dataset = load_split(target_path, args.split, args.max_records)
+        target_set = evaluation.label_set_of(target_dict)
+        names = label_names(target_dict)
+        mapping = evaluation.load_domain_mapping(f"{label_set}->{target_set}", args.domain_mapping)
+        evaluation.covered_target_classes(mapping, names)  # every mapped class must be a column of the target
+        targets.append({"path": target_path, "label_set": target_set, "dataset": dataset, "names": names,
+                        "mapping": mapping, "prompts": prompt_source.prompts(target_set, names, args.hypothesis_template)})
+    return targets
+
+
+def domain_shift(model, processor, label_set, targets, prompt_source, args):
     """Per target: ordinary zero-shot on its test split, scored over the target classes the mapping covers."""
     results = {}
-    for target_path in args.domain_shift:
-        target_dict, target = load_split(target_path, args.split, args.max_records)
-        target_set = evaluation.label_set_of(target_dict)
-        target_names = label_names(target_dict)
-        mapping = evaluation.load_domain_mapping(f"{label_set}->{target_set}", args.domain_mapping)
-        prompts = prompt_source.prompts(target_set, target_names, args.hypothesis_template)
-        scores, _ = zero_shot(model, processor, target, prompts, args)
-        y_true = labels_of(target)
-        result = evaluation.domain_shift_score(y_true, scores, target_names, mapping, args.bootstrap, args.seed)
-        columns = [target_names.index(name) for name in result["covered"]]
-        plot(y_true[:, columns], scores[:, columns], result["covered"], result, f"{label_set} → {target_set}",
-             f"domain_shift_{target_set}", args)
-        result.update(pair=f"{label_set}->{target_set}", mapping=mapping,
-                      dataset=evaluation.dataset_record(target, target_path, args.split, args.max_records),
-                      prompts=prompt_source.record(target_names, prompts))
-        results[target_set] = result
+    for target in targets:
+        scores, _ = zero_shot(model, processor, target["dataset"], target["prompts"], args)
+        y_true = labels_of(target["dataset"])
+        result = evaluation.domain_shift_score(y_true, scores, target["names"], target["mapping"], args.bootstrap,
+                                               args.seed)
+        columns = [target["names"].index(name) for name in result["covered"]]
+        plot(y_true[:, columns], scores[:, columns], result["covered"], result, f"{label_set} → {target['label_set']}",
+             f"domain_shift_{target['label_set']}", args)
+        result.update(pair=f"{label_set}->{target['label_set']}", mapping=target["mapping"],
+                      dataset=evaluation.dataset_record(target["dataset"], target["path"], args.split, args.max_records),
+                      prompts=prompt_source.record(target["names"], target["prompts"]))
+        results[target["label_set"]] = result
     return results
 
 
@@ -154,6 +165,14 @@ def linear_probe(model, processor, dataset_dict, test_embeds, test_labels, class
     return result
 
 
+def check_probe_splits(dataset_dict, args) -> None:
+    needed = ["train"] + (["validation"] if args.probe_recipe != "sklearn" else [])
+    missing = [split for split in needed if split not in dataset_dict or len(dataset_dict[split]) == 0]
+    if missing:
+        raise ValueError(f"--linear_probe --probe_recipe {args.probe_recipe} needs the {' and '.join(needed)} splits; "
+                         f"{args.dataset} has no (or an empty) {' and '.join(missing)}.")
+
+
 def resolve_task(dataset_dict, args):
     """The PTB-XL task the dataset was built for; `--task` may only confirm it."""
     from datasets_scripts.common import dataset_metadata
@@ -174,6 +193,9 @@ def main(argv=None):
     label_set = args.label_set or evaluation.label_set_of(dataset_dict, task)
     prompt_source = PromptSource(args.prompts)
     prompts = prompt_source.prompts(label_set, classes, args.hypothesis_template)
+    targets = domain_shift_targets(label_set, prompt_source, args)
+    if args.linear_probe:
+        check_probe_splits(dataset_dict, args)
     args.output_dir = args.output_dir or os.path.join(args.model, "eval", label_set)
     os.makedirs(args.output_dir, exist_ok=True)
 
@@ -184,7 +206,7 @@ def main(argv=None):
     zero_shot_result = evaluation.evaluate_scores(y_true, scores, classes, args.bootstrap, args.seed)
     plot(y_true, scores, classes, zero_shot_result, f"zero-shot {label_set}", "zero_shot", args)
     results = {
-        "method": args.method, "model": args.model, "label_set": label_set, "task": task, "split": args.split,
+        "method": args.method or model.config.model_type.upper(), "model": args.model, "label_set": label_set, "task": task, "split": args.split,
         "template": args.hypothesis_template, "num_records": len(dataset),
         "package": evaluation.package_record(),
         "checkpoint": evaluation.checkpoint_record(args.model),
@@ -195,7 +217,7 @@ def main(argv=None):
         "zero_shot": zero_shot_result,
     }
     if args.domain_shift:
-        results["domain_shift"] = domain_shift(model, processor, label_set, prompt_source, args)
+        results["domain_shift"] = domain_shift(model, processor, label_set, targets, prompt_source, args)
     if args.linear_probe:
         results["linear_probe"] = linear_probe(model, processor, dataset_dict, ecg_embeds, y_true, classes, args)
     json_path, markdown_path = evaluation.save_results(results, args.output_dir)

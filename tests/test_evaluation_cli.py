@@ -229,13 +229,14 @@ def test_ckepe_shaped_prompts_are_used_as_they_are(workspace, tmp_path):
     assert prompts["source_sha256"] == hashlib.sha256((tmp_path / "CKEPE_prompt.json").read_bytes()).hexdigest()
 
 
-def test_bad_prompt_sources_end_with_one_error_line(workspace, tmp_path, capsys):
+def test_bad_prompt_sources_and_unmapped_pairs_end_with_one_error_line(workspace, tmp_path, capsys):
     (tmp_path / "partial.json").write_text(json.dumps({"NORM": "normal ecg"}))
     base = ["--model", str(workspace / "model"), "--dataset", str(workspace / "source"), "--output_dir", str(tmp_path)]
-    for prompts, message in [("http://127.0.0.1:9/CKEPE_prompt.json", "cannot download"),
-                             (str(tmp_path / "partial.json"), "has no prompt for")]:
+    for extra, message in [(["--prompts", "http://127.0.0.1:9/CKEPE_prompt.json"], "cannot download"),
+                           (["--prompts", str(tmp_path / "partial.json")], "has no prompt for"),
+                           (["--domain_shift", str(workspace / "target")], "No domain mapping 'synthetic->synthetic'")]:
         with pytest.raises(SystemExit) as exit_info:
-            cli.run(load_script().main, base + ["--prompts", prompts])
+            cli.run(load_script().main, base + extra)
         assert exit_info.value.code == 2
         error = capsys.readouterr().err
         assert error.startswith("error: ") and message in error and error.count("\n") == 1
