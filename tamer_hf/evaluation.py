@@ -444,6 +444,8 @@ def _per_class_table(title: str, result: dict) -> str:
 
 
 def _cell(result: dict) -> str:
+    if not np.isfinite(result["macro_auc"]):
+        return "— (every class excluded)"
     text = f"{100 * result['macro_auc']:.2f}"
     ci = result.get("ci95")
     if ci and ci["num_samples"]:
