@@ -31,10 +31,9 @@ import numpy as np
 import torch
 
 from .distributed import gather_with_grad, is_distributed
-from .families import ModelFamily, ecg_input_values, family_names, get_family
+from .families import DEFAULT_MODEL_TYPE, ModelFamily, ecg_input_values, family_names, get_family
 from .modeling.pipeline_tamer import check_template
 
-DEFAULT_MODEL_TYPE = "tamer"
 QUICK_START_RECORDS = 4000  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
 LR_SCHEDULERS = ("cosine_restarts", "cosine", "tri_stage", "constant")
 # Loop options a family may default (quick start / paper); what no family sets falls back to these.
@@ -142,7 +141,8 @@ def build_arg_parser(family: ModelFamily | None = None) -> argparse.ArgumentPars
                        "the pipeline's hypothesis_template")
     track.add_argument("--report_to", default="jsonl,tensorboard", help="comma list of jsonl, tensorboard; or none")
     track.add_argument("--project_name", default=None, help="default: <model_type>-pretraining")
-    track.add_argument("--save_every_loss", help=argparse.SUPPRESS)  # tests: JSONL of every step's loss
+    # tests: JSONL of every step's loss, learning rate and row fingerprints (sums of the global batch's input rows)
+    track.add_argument("--save_every_loss", help=argparse.SUPPRESS)
     track.add_argument("--simulate_kill_at_step", type=int, help=argparse.SUPPRESS)  # tests: SIGKILL after step N
     if family.add_arguments is not None:
         family.add_arguments(p)
@@ -570,19 +570,21 @@ def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int, p
 
 @dataclass
 class Schedule:
-    micro_batches_per_epoch: int
     steps_per_epoch: int
     max_steps: int
     num_epochs: int
-    history: list = field(default_factory=list)
 
 
-def plan_schedule(num_micro_batches: int, accumulation: int, max_steps: int | None, epochs: float | None) -> Schedule:
-    if num_micro_batches == 0:
-        raise InputError("the training split gives no full batch; lower the batch size or add data.")
-    steps_per_epoch = math.ceil(num_micro_batches / accumulation)
+def plan_schedule(num_records: int, global_batch: int, max_steps: int | None, epochs: float | None) -> Schedule:
+    """Optimizer steps per epoch = full global batches in the training split, whatever the launch: step k of an epoch
+    takes rows [k G, (k + 1) G) of the epoch's permutation (G = global batch) on one process, on N processes or with
+    accumulation, and the rest of the epoch (fewer than G rows) is left out, as `drop_last` does on one process."""
+    steps_per_epoch = num_records // global_batch
+    if steps_per_epoch == 0:
+        raise InputError(f"the training split ({num_records} records) gives no full global batch of {global_batch}; "
+                         "lower the batch size or add data.")
     total = max_steps if max_steps is not None else math.ceil(epochs * steps_per_epoch)
-    return Schedule(num_micro_batches, steps_per_epoch, total, math.ceil(total / steps_per_epoch))
+    return Schedule(steps_per_epoch, total, math.ceil(total / steps_per_epoch))
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -650,7 +652,7 @@ def pretrain(args) -> dict:
     )
     optimizer = make_optimizer(args, model)
     model, optimizer, train_loader = accelerator.prepare(model, optimizer, train_loader)
-    schedule = plan_schedule(len(train_loader), args.gradient_accumulation_steps, args.max_steps, args.num_train_epochs)
+    schedule = plan_schedule(len(train_set), global_batch, args.max_steps, args.num_train_epochs)
     scheduler = make_scheduler(args, optimizer, schedule.max_steps)
     accelerator.register_for_checkpointing(scheduler)
     gather = gather_with_grad if accelerator.num_processes > 1 else None
@@ -694,7 +696,7 @@ def pretrain(args) -> dict:
 
     progress = tqdm(total=schedule.max_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
                     desc="pre-training")
-    step_losses, step_parts, last_eval, started = [], {}, None, time.time()
+    step_losses, step_rows, step_parts, last_eval, started = [], [], {}, None, time.time()
     model.train()
     for epoch in range(start_epoch, schedule.num_epochs):
         train_loader.set_epoch(epoch)
@@ -712,6 +714,9 @@ def pretrain(args) -> dict:
                 optimizer.step()
                 optimizer.zero_grad()
             step_losses.append(loss.detach())
+            if args.save_every_loss:  # which rows made this optimizer step, over every process
+                main_input = batch[accelerator.unwrap_model(model).main_input_name]
+                step_rows.extend(accelerator.gather(main_input.flatten(1).double().sum(1)).tolist())
             for term, value in parts.items():
                 step_parts[term] = step_parts.get(term, 0.0) + value / args.gradient_accumulation_steps
             if not accelerator.sync_gradients:
@@ -727,7 +732,9 @@ def pretrain(args) -> dict:
                                          "(lower --learning_rate, or set --max_grad_norm).")
             if args.save_every_loss and accelerator.is_main_process:
                 with open(args.save_every_loss, "a", encoding="utf-8") as handle:
-                    handle.write(json.dumps({"step": completed_steps, "loss": global_loss}) + "\n")
+                    handle.write(json.dumps({"step": completed_steps, "loss": global_loss,
+                                             "lr": scheduler.get_last_lr()[0], "rows": sorted(step_rows)}) + "\n")
+            step_rows = []
             if args.logging_steps and completed_steps % args.logging_steps == 0:
                 logs = {"train/loss": global_loss, "train/lr": scheduler.get_last_lr()[0], "train/epoch": epoch,
                         **{f"train/loss_{term}": value for term, value in step_parts.items()}}
@@ -741,8 +748,8 @@ def pretrain(args) -> dict:
                 save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit, processor)
             if args.simulate_kill_at_step == completed_steps:
                 os.kill(os.getpid(), signal.SIGKILL)  # a crash: nothing after the last checkpoint is saved
-            if completed_steps >= schedule.max_steps:
-                break
+            if completed_steps >= schedule.max_steps or completed_steps >= (epoch + 1) * schedule.steps_per_epoch:
+                break  # the run's end, or the epoch's last full global batch
         if completed_steps >= schedule.max_steps:
             break
     progress.close()

@@ -30,6 +30,8 @@ import pkgutil
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+DEFAULT_MODEL_TYPE = "tamer"  # the family of `examples/pretrain.py` without --model_type
+
 
 @dataclass
 class ModelFamily:
@@ -86,4 +88,4 @@ def ecg_input_values(feature_extractor, rows: list[dict], sampling_rate: float):
     if len({ecg.shape for ecg in ecgs}) == 1:
         ecgs = np.stack(ecgs)  # (B, 12, T): one vectorised call
     return feature_extractor(ecgs, sampling_rate=sampling_rate, return_tensors="pt")["input_values"]
-__all__ = ["ModelFamily", "all_families", "ecg_input_values", "family_names", "get_family"]
+__all__ = ["DEFAULT_MODEL_TYPE", "ModelFamily", "all_families", "ecg_input_values", "family_names", "get_family"]
