@@ -123,8 +123,9 @@ def domain_shift_targets(label_set, prompt_source, args) -> list[dict]:
         names = label_names(target_dict)
         mapping = evaluation.load_domain_mapping(f"{label_set}->{target_set}", args.domain_mapping)
         evaluation.covered_target_classes(mapping, names)  # every mapped class must be a column of the target
+        prompts = prompt_source.prompts(target_set, names, args.hypothesis_template)
         targets.append({"path": target_path, "label_set": target_set, "dataset": dataset, "names": names,
-                        "mapping": mapping, "prompts": prompt_source.prompts(target_set, names, args.hypothesis_template)})
+                        "mapping": mapping, "prompts": prompts})
     return targets
 
 
@@ -139,8 +140,8 @@ def domain_shift(model, processor, label_set, targets, prompt_source, args):
         columns = [target["names"].index(name) for name in result["covered"]]
         plot(y_true[:, columns], scores[:, columns], result["covered"], result, f"{label_set} → {target['label_set']}",
              f"domain_shift_{target['label_set']}", args)
-        result.update(pair=f"{label_set}->{target['label_set']}", mapping=target["mapping"],
-                      dataset=evaluation.dataset_record(target["dataset"], target["path"], args.split, args.max_records),
+        record = evaluation.dataset_record(target["dataset"], target["path"], args.split, args.max_records)
+        result.update(pair=f"{label_set}->{target['label_set']}", mapping=target["mapping"], dataset=record,
                       prompts=prompt_source.record(target["names"], target["prompts"]))
         results[target["label_set"]] = result
     return results
@@ -206,7 +207,8 @@ def main(argv=None):
     zero_shot_result = evaluation.evaluate_scores(y_true, scores, classes, args.bootstrap, args.seed)
     plot(y_true, scores, classes, zero_shot_result, f"zero-shot {label_set}", "zero_shot", args)
     results = {
-        "method": args.method or model.config.model_type.upper(), "model": args.model, "label_set": label_set, "task": task, "split": args.split,
+        "method": args.method or model.config.model_type.upper(), "model": args.model, "label_set": label_set,
+        "task": task, "split": args.split,
         "template": args.hypothesis_template, "num_records": len(dataset),
         "package": evaluation.package_record(),
         "checkpoint": evaluation.checkpoint_record(args.model),

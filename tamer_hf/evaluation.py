@@ -48,7 +48,8 @@ def read_json_source(source: str | os.PathLike) -> tuple[dict, bytes]:
                 raw = response.read()
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
-            raise ValueError(f"cannot download {source} ({reason}); download it and pass the local path instead.") from None
+            message = f"cannot download {source} ({reason}); download it and pass the local path instead."
+            raise ValueError(message) from None
     else:
         try:
             with open(source, "rb") as handle:

@@ -25,15 +25,15 @@ MERL_TABLE_13 = {  # CPSC2018 -> CSN
 TARGET_NAMES = {
     "ptbxl_super": ["HYP", "NORM", "MI", "CD", "STTC"],
     "cpsc2018": ["AFIB", "VPC", "NORM", "1AVB", "CRBBB", "STE", "PAC", "CLBBB", "STD"],
-    "csn": ["AQW", "UW", "SR", "WPW", "2AVB", "AT", "VB", "ARS", "STTC", "SA", "STE", "VPB", "TWO", "STTU", "ALS", "APB",
-            "2AVB1", "PRIE", "CCR", "CR", "AF", "AVB", "QTIE", "LBBB", "VEB", "SVT", "RBBB", "1AVB", "STDD", "MI",
-            "AFIB", "TWC", "PWC", "ERV", "RVH", "LVH", "ST", "JEB"],
+    "csn": ["AQW", "UW", "SR", "WPW", "2AVB", "AT", "VB", "ARS", "STTC", "SA", "STE", "VPB", "TWO", "STTU", "ALS",
+            "APB", "2AVB1", "PRIE", "CCR", "CR", "AF", "AVB", "QTIE", "LBBB", "VEB", "SVT", "RBBB", "1AVB", "STDD",
+            "MI", "AFIB", "TWC", "PWC", "ERV", "RVH", "LVH", "ST", "JEB"],
 }
 # Covered target classes per pair, as listed in reference/protocols.md §1.
 COVERED = {
     "ptbxl_super->cpsc2018": {"NORM", "1AVB", "CRBBB", "CLBBB", "STE", "STD"},
-    "ptbxl_super->csn": {"RVH", "LVH", "SR", "2AVB", "2AVB1", "1AVB", "AVB", "LBBB", "RBBB", "STDD", "MI", "STTC", "STE",
-                         "TWO", "STTU", "QTIE", "TWC"},
+    "ptbxl_super->csn": {"RVH", "LVH", "SR", "2AVB", "2AVB1", "1AVB", "AVB", "LBBB", "RBBB", "STDD", "MI", "STTC",
+                         "STE", "TWO", "STTU", "QTIE", "TWC"},
     "cpsc2018->csn": {"AFIB", "VPB", "SR", "1AVB", "RBBB", "STE", "APB", "LBBB", "STTC", "STTU", "STDD"},
     "cpsc2018->ptbxl_super": {"NORM", "CD", "STTC"},
     "csn->ptbxl_super": {"HYP", "NORM", "MI", "CD", "STTC"},

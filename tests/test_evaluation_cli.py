@@ -59,8 +59,9 @@ def test_eval_script_auc_domain_shift_probe_and_plots(workspace):
 
     out = workspace / "out"
     load_script().main(["--model", str(workspace / "model"), "--dataset", str(workspace / "source"),
-                        "--domain_shift", str(workspace / "target"), "--domain_mapping", str(workspace / "mapping.json"),
-                        "--linear_probe", "--probe_recipe", "sklearn", "--bootstrap", "20", "--output_dir", str(out)])
+                        "--domain_shift", str(workspace / "target"),
+                        "--domain_mapping", str(workspace / "mapping.json"), "--linear_probe",
+                        "--probe_recipe", "sklearn", "--bootstrap", "20", "--output_dir", str(out)])
     results = json.loads((out / "results.json").read_text())
     descriptions = evaluation.load_label_descriptions("synthetic")
 

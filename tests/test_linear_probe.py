@@ -1,4 +1,4 @@
-"""Linear probing on embeddings: the three recipes, subsets, exclusions, and a saved head reloaded in a fresh process."""
+"""Linear probing on embeddings: the three recipes, subsets, exclusions, a saved head reloaded in a fresh process."""
 
 import json
 import subprocess
