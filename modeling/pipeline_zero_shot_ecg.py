@@ -1,4 +1,5 @@
-"""`ZeroShotECGClassificationPipeline`: score a 12-lead ECG against free-text candidate labels with a TAMER model.
+"""`ZeroShotECGClassificationPipeline`: score a 12-lead ECG against free-text candidate labels with a model of any
+family (it uses only `get_ecg_features`, `get_text_features` and `config.zero_shot_temperature`).
 
 Travels to the Hub as remote code (listed in `config.custom_pipelines`), so it depends only on torch, numpy and
 transformers and imports its siblings with `from .x import`.
@@ -30,8 +31,8 @@ class ZeroShotECGClassificationPipeline(Pipeline):
     ```
 
     Scores:
-    - `multi_label=False` (default): the labels compete; `softmax(cosine / config.zero_shot_temperature)` over the candidate
-      labels, so the scores sum to 1 (as zero-shot image/audio classification).
+    - `multi_label=False` (default): the labels compete; `softmax(cosine / config.zero_shot_temperature)` over the
+      candidate labels, so the scores sum to 1 (as zero-shot image/audio classification).
     - `multi_label=True`: each label is scored on its own, in [0, 1]: a two-way softmax at the same temperature between
       the label's prompt and its negation (`negative_template`, default "no {}"), i.e.
       `sigmoid((cos(ecg, prompt) - cos(ecg, negated prompt)) / temperature)`. It says whether the ECG sits closer to

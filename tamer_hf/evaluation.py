@@ -23,7 +23,7 @@ import torch
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from .modeling.pipeline_tamer import MAX_PROMPT_TOKENS, make_prompts, prompt_max_length  # noqa: F401  (one recipe)
+from .modeling.pipeline_zero_shot_ecg import MAX_PROMPT_TOKENS, make_prompts, prompt_max_length  # noqa: F401  (one recipe)
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PACKAGED_DESCRIPTIONS = os.path.join(DATA_DIR, "label_descriptions.json")
@@ -426,7 +426,7 @@ def results_to_markdown(results: dict) -> str:
 def _summary_table(results: dict) -> str:
     shift = results.get("domain_shift", {})
     header = ["Method", "Training Ratio", f"Zero-Shot {results['label_set']}"] + [f"Domain Shift → {t}" for t in shift]
-    row = [results.get("method", "TAMER"), "0%", _cell(results["zero_shot"])] + [_cell(r) for r in shift.values()]
+    row = [results.get("method", "model"), "0%", _cell(results["zero_shot"])] + [_cell(r) for r in shift.values()]
     return _markdown_table(header, [row])
 
 
@@ -434,7 +434,7 @@ def _linear_probe_table(results: dict) -> str:
     probe = results["linear_probe"]
     recipe = probe["recipe"] + (" (optimistic: best test epoch)" if probe.get("optimistic") else "")
     header = ["Method", "Probe recipe"] + [f"Linear probe {key}" for key in probe["fractions"]]
-    row = [results.get("method", "TAMER"), recipe] + [_cell(r) for r in probe["fractions"].values()]
+    row = [results.get("method", "model"), recipe] + [_cell(r) for r in probe["fractions"].values()]
     return _markdown_table(header, [row])
 
 

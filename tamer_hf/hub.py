@@ -1,4 +1,4 @@
-"""Uploading a saved TAMER folder to the Hugging Face Hub (huggingface_hub's HTTP API; no git)."""
+"""Uploading a saved model folder (any family) to the Hugging Face Hub (huggingface_hub's HTTP API; no git)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def model_files(folder: str | os.PathLike) -> list[str]:
 
 
 def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, private: bool | None = None, token: str | None = None,
-                       commit_message: str = "Upload TAMER model", revision: str | None = None,
+                       commit_message: str = "Upload ECG model", revision: str | None = None,
                        api: HfApi | None = None) -> list[str]:
     """Create `repo_id` if needed and upload exactly the model files of `folder` plus its model card (README.md,
     written from `training_summary.json` when missing). Returns the uploaded paths."""

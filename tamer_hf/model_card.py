@@ -28,13 +28,13 @@ def write_model_card(folder: str | os.PathLike, summary: dict | None = None, rep
     card_data = ModelCardData(
         library_name="transformers",
         pipeline_tag="other",  # "zero-shot-ecg-classification" is not a Hub task id: it is in the tags
-        tags=[summary.get("model_type", "tamer"), *TAGS],
+        tags=[summary.get("model_type") or "ecg-report-model", *TAGS],
         datasets=datasets,
         metrics=["roc_auc"],
         base_model=summary.get("text_encoder") if "/" in str(summary.get("text_encoder", "")) else None,
     )
     model_id = repo_id or "path/to/this/folder"
-    model_type = summary.get("model_type", "tamer")
+    model_type = summary.get("model_type") or "unknown"
     family_line = summary.get("family") or f"An ECG-report model of family `{model_type}`"
     family_name = family_line.split(":")[0] if summary.get("family") else model_type
     prompting = summary.get("zero_shot_prompts") or {}

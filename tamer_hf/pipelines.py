@@ -13,7 +13,7 @@ import os
 
 import transformers
 
-from .modeling.pipeline_tamer import TASK, ZeroShotECGClassificationPipeline, register_pipeline
+from .modeling.pipeline_zero_shot_ecg import TASK, ZeroShotECGClassificationPipeline, register_pipeline
 
 
 def pipeline(task: str = TASK, model=None, **kwargs):
@@ -33,7 +33,7 @@ def pipeline(task: str = TASK, model=None, **kwargs):
 
 def save_pretrained_with_pipeline(model, processor, save_directory: str | os.PathLike) -> None:
     """Save model + processor so that `pipeline(TASK, model=save_directory, trust_remote_code=True)` works without
-    `tamer_hf`: writes `config.custom_pipelines` and copies `pipeline_tamer.py` next to the other remote-code files.
+    `tamer_hf`: writes `config.custom_pipelines` and copies `pipeline_zero_shot_ecg.py` next to the other remote-code files.
 
     `Pipeline.save_pretrained` does the first two but does not save the processor (hf_conventions §3), hence this.
     """

@@ -32,7 +32,7 @@ import torch
 
 from .distributed import gather_with_grad, is_distributed
 from .families import DEFAULT_MODEL_TYPE, ModelFamily, ecg_input_values, family_names, get_family
-from .modeling.pipeline_tamer import check_template
+from .modeling.pipeline_zero_shot_ecg import check_template
 
 QUICK_START_RECORDS = 4000  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
 LR_SCHEDULERS = ("cosine_restarts", "cosine", "tri_stage", "constant")

@@ -31,7 +31,7 @@ def test_push_to_hub_uploads_exactly_the_model_files_and_the_card(trained_folder
 
     saved = {name for name in os.listdir(trained_folder) if os.path.isfile(trained_folder / name)}
     assert {"config.json", "model.safetensors", "processor_config.json", "README.md", "modeling_tamer.py",
-            "pipeline_tamer.py"} <= saved
+            "pipeline_zero_shot_ecg.py"} <= saved
     assert (trained_folder / "checkpoints").is_dir() and (trained_folder / "logs").is_dir()
     with mock.patch("huggingface_hub.HfApi.create_repo") as create_repo, \
             mock.patch("huggingface_hub.HfApi.upload_folder") as upload_folder:
