@@ -38,8 +38,28 @@ class TamerConfig(PreTrainedConfig):
         rlca_temperature, uecr_temperature, rada_temperature, rgwr_temperature (`float`, defaults to 0.04): InfoNCE
             temperatures (paper: lambda = 0.04). `rada_temperature` also scales `logits_per_ecg` for zero-shot.
         use_rlca, use_uecr, use_rada, use_rgwr (`bool`): switch each loss term (the paper's ablations).
+        use_spectrogram (`bool`, defaults to `True`): build the STFT branch (spectrogram encoder and its tokens).
+            `False` is Table 4's "time + report": no spectrogram encoder, WLAI over the ECG tokens alone, and no RLCA
+            (which aligns ECG and spectrogram, so `use_rlca=True` is refused).
+        use_wlai (`bool`, defaults to `True`): `False` is Table 4's "w/o WLAI": no self-attention blocks, z^e is the
+            class-token attention pool over the ECG tokens alone (MERL's ECG head); the spectrogram then acts only
+            through RLCA.
+        pool_output_projection (`bool`, defaults to `False`): a Linear(D, D) after the attention pool (MERL's
+            `AttentionPool2d.c_proj`).
+        uecr_projection_heads (`bool`, defaults to `False`): each UECR view first goes through its own bias-free
+            Linear(D, D), then dropout (MERL's `linear1`/`linear2` + `Dropout(0.1)`); `False`: two dropout samples
+            of the same vector (paper §3.2.3).
+        uecr_input (`str`, defaults to `"embedding"`): what UECR perturbs: z^e (`"embedding"`, paper) or the mean
+            of the ECG tokens (`"token_mean"`, MERL's `avgpool(downconv(...))`).
         exclude_positive_from_denominator (`bool`, defaults to `False`): the paper prints InfoNCE with 1[j != i] in
-            the denominator; MERL/CLIP code keeps the positive. `False` is the standard form.
+            the denominator (Eq. 1); MERL/CLIP code keeps the positive. `False` is the standard form.
+        contrastive_reduction (`str`, defaults to `"mean"`): L_CL over its two directions: `"mean"` (paper Eq. 1's
+            1/(2B); open_clip) or `"sum"` (MERL's `clip_loss`, twice the mean).
+        rgwr_clip_word_weights (`list[float]`, *optional*): clip each report's word weights to these quantiles
+            before normalising them (MGCA code: [0.1, 0.9]); `None`: the [CLS] attention as it is (paper).
+        rgwr_mean_over_words (`bool`, defaults to `False`): the report term of RGWR as printed (paper Eq. 4,
+            1/(2NM)): the weighted sum over words is also divided by the report's word count M. `False`: MGCA's code,
+            weights summing to 1 per report and no 1/M.
     """
 
     model_type = "tamer"
@@ -84,7 +104,17 @@ class TamerConfig(PreTrainedConfig):
     use_uecr: bool = True
     use_rada: bool = True
     use_rgwr: bool = True
-    exclude_positive_from_denominator: bool = False
+    # architecture switches (paper Table 4 ablations; MERL's structure)
+    use_spectrogram: bool = True  # False: Table 4 "time + report"
+    use_wlai: bool = True  # False: Table 4 "w/o WLAI", z^e = attention pool over the ECG tokens (MERL)
+    pool_output_projection: bool = False  # MERL AttentionPool2d.c_proj
+    uecr_projection_heads: bool = False  # MERL linear1 / linear2 (bias-free) before the dropouts
+    uecr_input: str = "embedding"  # paper: z^e; MERL: "token_mean"
+    # printed paper vs reference code (docs/training.md, "Paper presets and ablations")
+    exclude_positive_from_denominator: bool = False  # paper Eq. 1 prints 1[j != i]; MERL/CLIP code: False
+    contrastive_reduction: str = "mean"  # paper Eq. 1: 1/(2B) (mean of directions); MERL clip_loss: "sum"
+    rgwr_clip_word_weights: list[float] | None = None  # MGCA code: [0.1, 0.9]; paper: None
+    rgwr_mean_over_words: bool = False  # paper Eq. 4 prints 1/(2NM): True; MGCA code: False
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
@@ -119,6 +149,19 @@ class TamerConfig(PreTrainedConfig):
         for term in LOSS_TERMS:
             if getattr(self, f"{term}_temperature") <= 0:
                 raise ValueError(f"{term}_temperature must be positive.")
+        if self.use_rlca and not self.use_spectrogram:
+            raise ValueError("use_rlca=True needs use_spectrogram=True: RLCA aligns the ECG with its spectrogram. "
+                             "Without the spectrogram branch set use_rlca=False too (Table 4 'time + report').")
+        if self.use_spectrogram and not (self.use_rlca or self.use_wlai):
+            raise ValueError("use_spectrogram=True with neither RLCA nor WLAI builds a spectrogram encoder that nothing "
+                             "uses; set use_spectrogram=False.")
+        if self.contrastive_reduction not in ("mean", "sum"):
+            raise ValueError(f"contrastive_reduction must be 'mean' or 'sum', got {self.contrastive_reduction!r}.")
+        if self.uecr_input not in ("embedding", "token_mean"):
+            raise ValueError(f"uecr_input must be 'embedding' or 'token_mean', got {self.uecr_input!r}.")
+        clip = self.rgwr_clip_word_weights
+        if clip is not None and not (len(clip) == 2 and 0 <= clip[0] < clip[1] <= 1):
+            raise ValueError(f"rgwr_clip_word_weights must be two quantiles 0 <= low < high <= 1, got {clip!r}.")
 
     # `custom_pipelines` (written by the pipeline's save_pretrained) makes a checkpoint's pipeline work with
     # trust_remote_code=True where tamer_hf is absent. But transformers then refuses `pipeline(task, model=...)` without

@@ -12,7 +12,9 @@ Zhou et al., "TAMER", CVPR 2026. The model's pieces, top-down:
                       RADA: L_CL(z^e, g^r)
                       RGWR: cross-attention ECG tokens ⇄ words, weighted token-level InfoNCE inside each sample
 
-Shapes in comments use the default configuration (D = projection_dim = 256).
+Shapes in comments use the default configuration (D = projection_dim = 256). Config switches remove pieces for the
+paper's Table 4 ablations (`use_spectrogram`, `use_wlai`, `use_<term>`) and give MERL's model (ResNet-18, attention
+pool, CLIP loss + uni-modal alignment): see `tamer_hf.presets`.
 """
 
 from dataclasses import dataclass
@@ -22,13 +24,15 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from .configuration_tamer import TamerConfig
 from .ecg_classification import ECGClassificationMixin, classification_head
 from .ecg_layers import AttentionPool, ResidualBlock, ResNetEncoder, SelfAttentionBlock  # noqa: F401 (ResidualBlock: _no_split_modules)
 from .ecg_losses import GatherFn, contrastive_loss
 from .ecg_signal import stft_frame_count, stft_magnitude
+
+logger = logging.get_logger(__name__)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # Fusion: WLAI
@@ -46,8 +50,9 @@ class WLAI(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.pool = AttentionPool(dim, num_tokens, config.pool_num_heads)
 
-    def forward(self, ecg_tokens, spec_tokens):
-        joint = torch.cat([ecg_tokens, spec_tokens], dim=1)  # (B, 313 + 88, D)
+    def forward(self, ecg_tokens, spec_tokens=None):
+        # without the spectrogram branch (Table 4 "time + report") l = l^t alone
+        joint = ecg_tokens if spec_tokens is None else torch.cat([ecg_tokens, spec_tokens], dim=1)  # (B, 313 + 88, D)
         for layer in self.layers:
             joint = layer(joint)
         return self.pool(self.norm(joint))  # (B, D)
@@ -84,6 +89,7 @@ class RGWR(nn.Module):
         self.ecg_to_words = nn.MultiheadAttention(dim, config.rgwr_num_heads, batch_first=True)
         self.words_to_ecg = nn.MultiheadAttention(dim, config.rgwr_num_heads, batch_first=True)
         self.temperature = config.rgwr_temperature
+        self.mean_over_words = config.rgwr_mean_over_words
 
     def forward(self, ecg_tokens, word_tokens, attention_mask, word_mask, word_weights):
         # ecg_tokens (B, K, D); word_tokens (B, M, D); attention_mask, word_mask, word_weights (B, M)
@@ -95,6 +101,8 @@ class RGWR(nn.Module):
         ecg_valid = torch.ones(ecg_tokens.shape[:2], dtype=torch.bool, device=ecg_tokens.device)
         ecg_weights = torch.full(ecg_tokens.shape[:2], 1.0 / num_ecg_tokens, device=ecg_tokens.device)
         loss_ecg = token_contrastive_loss(ecg_tokens, ecg_context, ecg_weights, ecg_valid, self.temperature)
+        if self.mean_over_words:  # Eq. 4 as printed: 1/(2NM) in front of the weighted sum over the M words
+            word_weights = word_weights / word_mask.sum(dim=1, keepdim=True).clamp_min(1)
         loss_report = token_contrastive_loss(word_tokens, word_context, word_weights, word_mask, self.temperature)
         return (loss_ecg + loss_report) / 2
 
@@ -158,19 +166,32 @@ class TamerModel(TamerPreTrainedModel):
             1, config.num_leads, config.ecg_stem_channels, config.ecg_stem_kernel_size, 2,
             config.ecg_channels, config.ecg_blocks_per_stage,
         )
-        self.spec_encoder = ResNetEncoder(
-            2, config.num_leads, config.spec_stem_channels, 3, 1, config.spec_channels, config.spec_blocks_per_stage
-        )
+        self.spec_encoder = self.spec_token_projection = None
+        if config.use_spectrogram:
+            self.spec_encoder = ResNetEncoder(
+                2, config.num_leads, config.spec_stem_channels, 3, 1, config.spec_channels, config.spec_blocks_per_stage
+            )
         self.ecg_token_projection = nn.Linear(config.ecg_channels[-1], dim)  # MERL's 1x1 "downconv"
-        self.spec_token_projection = nn.Linear(config.spec_channels[-1], dim)
-        self.wlai = WLAI(config, num_tokens=self.num_ecg_tokens + self.num_spec_tokens)
+        if config.use_spectrogram:
+            self.spec_token_projection = nn.Linear(config.spec_channels[-1], dim)
+        # z^e: WLAI over both token sets, or (use_wlai=False) MERL's attention pool over the ECG tokens alone
+        self.wlai = WLAI(config, num_tokens=self.num_ecg_tokens + self.num_spec_tokens) if config.use_wlai else None
+        self.ecg_pool = None if config.use_wlai else AttentionPool(dim, self.num_ecg_tokens, config.pool_num_heads)
+        self.pool_projection = nn.Linear(dim, dim) if config.pool_output_projection else None  # MERL's c_proj
+        self.uecr_heads = None
+        if config.use_uecr and config.uecr_projection_heads:  # MERL's linear1 / linear2
+            self.uecr_heads = nn.ModuleList(nn.Linear(dim, dim, bias=False) for _ in range(2))
 
         # A frozen BERT held inside the checkpoint; eager attention because the word weights need attention maps.
         config.text_config._attn_implementation = "eager"
         self.text_model = BertModel(config.text_config, add_pooling_layer=config.text_pooling == "pooler")
-        self.text_model.requires_grad_(False)
+        # frozen and in eval mode (no dropout) from the start, not only after `train()`: features computed right after
+        # construction (the pre-training text-feature cache) must be those inference computes
+        self.text_model.requires_grad_(False).eval()
         text_width = config.text_config.hidden_size
         self.text_projection = nn.Sequential(nn.Linear(text_width, dim), nn.GELU(), nn.Linear(dim, dim))  # MERL proj_t
+        # only RADA trains the report projection; frozen without it, so DDP does not wait for its gradient
+        self.text_projection.requires_grad_(config.use_rada)
         self.word_projection = nn.Linear(text_width, dim) if config.use_rgwr else None
         self.rgwr = RGWR(config) if config.use_rgwr else None
         self.post_init()
@@ -187,6 +208,8 @@ class TamerModel(TamerPreTrainedModel):
 
     @property
     def num_spec_tokens(self) -> int:
+        if self.spec_encoder is None:
+            return 0
         bins, frames = self.spectrogram_shape  # (63, 81)
         return self.spec_encoder.output_length(bins) * self.spec_encoder.output_length(frames)  # 8 * 11 = 88
 
@@ -212,19 +235,32 @@ class TamerModel(TamerPreTrainedModel):
         return stft_magnitude(input_values, self.stft_window, cfg.stft_n_fft, cfg.stft_hop_length, cfg.spectrogram_log)
 
     def encode_ecg(self, input_values):
-        """Local tokens and global features of both ECG branches: (B, 313, D), (B, 88, D), (B, D), (B, D)."""
+        """Local tokens and global features of both ECG branches: (B, 313, D), (B, 88, D), (B, D), (B, D); the
+        spectrogram's two are None without the spectrogram branch."""
         self._check_input_values(input_values)
         ecg_maps = self.ecg_encoder(input_values)  # (B, 512, 313)
         ecg_tokens = self.ecg_token_projection(ecg_maps.transpose(1, 2))  # (B, 313, D)
+        if self.spec_encoder is None:
+            return ecg_tokens, None, ecg_tokens.mean(dim=1), None
         spectrogram = self.spectrogram(input_values).to(ecg_maps.dtype)  # (B, 12, 63, 81)
         spec_maps = self.spec_encoder(spectrogram)  # (B, 384, 8, 11)
         spec_tokens = self.spec_token_projection(spec_maps.flatten(2).transpose(1, 2))  # (B, 88, D)
         return ecg_tokens, spec_tokens, ecg_tokens.mean(dim=1), spec_tokens.mean(dim=1)
 
+    def pool_ecg_tokens(self, ecg_tokens, spec_tokens=None):
+        """z^e (B, D), before L2 normalisation: WLAI over both token sets, or (`use_wlai=False`) the attention pool
+        over the ECG tokens alone; then MERL's output projection when `pool_output_projection`."""
+        pooled = self.ecg_pool(ecg_tokens) if self.wlai is None else self.wlai(ecg_tokens, spec_tokens)  # (B, D)
+        return pooled if self.pool_projection is None else self.pool_projection(pooled)
+
+    def ecg_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
+        """z^e before L2 normalisation, (B, projection_dim): what a classification head reads."""
+        ecg_tokens, spec_tokens, _, _ = self.encode_ecg(input_values)
+        return self.pool_ecg_tokens(ecg_tokens, spec_tokens)
+
     def get_ecg_features(self, input_values: torch.Tensor) -> torch.Tensor:
         """The zero-shot ECG embedding z^e, L2-normalised: (B, projection_dim)."""
-        ecg_tokens, spec_tokens, _, _ = self.encode_ecg(input_values)
-        return F.normalize(self.wlai(ecg_tokens, spec_tokens), dim=-1)
+        return F.normalize(self.ecg_embedding(input_values), dim=-1)
 
     # ------------------------------------------------------------------ report side
     @torch.no_grad()
@@ -236,7 +272,10 @@ class TamerModel(TamerPreTrainedModel):
         hidden = outputs.last_hidden_state  # (B, L, H)
         pooled = outputs.pooler_output if self.config.text_pooling == "pooler" else hidden[:, 0]
         cls_attention = outputs.attentions[-1][:, :, 0, :].mean(dim=1)  # (B, L), averaged over heads
-        word_weights = cls_attention * word_mask_from(attention_mask)
+        word_mask = word_mask_from(attention_mask)
+        word_weights = cls_attention * word_mask
+        if self.config.rgwr_clip_word_weights is not None:
+            word_weights = clip_word_weights(word_weights, word_mask.bool(), *self.config.rgwr_clip_word_weights)
         word_weights = word_weights / word_weights.sum(dim=1, keepdim=True).clamp_min(torch.finfo(hidden.dtype).tiny)
         return TamerTextEncoding(last_hidden_state=hidden, pooled=pooled, word_weights=word_weights)
 
@@ -270,7 +309,7 @@ class TamerModel(TamerPreTrainedModel):
         cfg = self.config
         return_loss = self.training if return_loss is None else return_loss
         ecg_tokens, spec_tokens, ecg_global, spec_global = self.encode_ecg(input_values)
-        ecg_embeds = self.wlai(ecg_tokens, spec_tokens)  # z^e (B, D)
+        ecg_embeds = self.pool_ecg_tokens(ecg_tokens, spec_tokens)  # z^e (B, D)
 
         has_text = input_ids is not None or text_encoding is not None
         text_embeds = logits_per_ecg = logits_per_text = None
@@ -285,17 +324,13 @@ class TamerModel(TamerPreTrainedModel):
 
         losses = {}
         if return_loss:
-            exclude = cfg.exclude_positive_from_denominator
             if cfg.use_rlca:
-                losses["rlca"] = contrastive_loss(ecg_global, spec_global, cfg.rlca_temperature, exclude, gather)
+                losses["rlca"] = self.contrastive(ecg_global, spec_global, cfg.rlca_temperature, gather)
             if cfg.use_uecr:
-                view_u = F.dropout(ecg_embeds, cfg.uecr_dropout, self.training)
-                view_v = F.dropout(ecg_embeds, cfg.uecr_dropout, self.training)
-                losses["uecr"] = contrastive_loss(view_u, view_v, cfg.uecr_temperature, exclude, gather)
+                view_u, view_v = self.uecr_views(ecg_global if cfg.uecr_input == "token_mean" else ecg_embeds)
+                losses["uecr"] = self.contrastive(view_u, view_v, cfg.uecr_temperature, gather)
             if has_text and cfg.use_rada:
-                losses["rada"] = contrastive_loss(
-                    ecg_embeds, text_embeds, cfg.rada_temperature, exclude, gather, sample_ids=report_ids
-                )
+                losses["rada"] = self.contrastive(ecg_embeds, text_embeds, cfg.rada_temperature, gather, report_ids)
             if has_text and cfg.use_rgwr:
                 word_tokens = self.word_projection(text_encoding.last_hidden_state.to(ecg_tokens.dtype))  # (B, L, D)
                 word_mask = word_mask_from(attention_mask).bool()
@@ -315,19 +350,59 @@ class TamerModel(TamerPreTrainedModel):
             word_weights=text_encoding.word_weights if has_text else None,
         )
 
+    # ------------------------------------------------------------------ loss pieces
+    def contrastive(self, embeds_a, embeds_b, temperature, gather=None, sample_ids=None):
+        """L_CL in the configured form: with or without the positive in the denominator
+        (`exclude_positive_from_denominator`), the two directions averaged or summed (`contrastive_reduction`)."""
+        cfg = self.config
+        loss = contrastive_loss(embeds_a, embeds_b, temperature, cfg.exclude_positive_from_denominator, gather,
+                                sample_ids=sample_ids)
+        return 2 * loss if cfg.contrastive_reduction == "sum" else loss  # MERL clip_loss: i2t + t2i
+
+    def uecr_views(self, embeds):
+        """UECR's two stochastic views z^u, z^v (B, D): dropout samples of `embeds` (paper §3.2.3), each after its
+        own bias-free Linear with `uecr_projection_heads` (MERL's uni-modal alignment)."""
+        views = (embeds, embeds) if self.uecr_heads is None else (head(embeds) for head in self.uecr_heads)
+        return [F.dropout(view, self.config.uecr_dropout, self.training) for view in views]
+
     # ------------------------------------------------------------------ construction from a pretrained text encoder
     @classmethod
     def from_text_pretrained(cls, text_model_name_or_path: str, **config_kwargs) -> "TamerModel":
         """A randomly initialised TAMER whose frozen report encoder is a pretrained BERT-family checkpoint
         (default in the paper: `ncbi/MedCPT-Query-Encoder`). The encoder is stored inside every saved TAMER
-        checkpoint, so loading one later never fetches it again."""
-        text_model = BertModel.from_pretrained(text_model_name_or_path, add_pooling_layer=False)
+        checkpoint, so loading one later never fetches it again.
+
+        With `text_pooling="pooler"` the checkpoint's pooler (dense + tanh on [CLS], MERL's `pooler_output`) is
+        loaded too; a checkpoint without pooler weights gets a random one, with a warning (it is then stored in this
+        model's checkpoints, so it stays the same from then on). The loaded weights are logged.
+        """
+        with_pooler = TamerConfig(**config_kwargs).text_pooling == "pooler"
+        text_model, loading = BertModel.from_pretrained(
+            text_model_name_or_path, add_pooling_layer=with_pooler, output_loading_info=True
+        )
         config = TamerConfig(text_config=text_model.config.to_dict(), **config_kwargs)
         model = cls(config)
-        missing, unexpected = model.text_model.load_state_dict(text_model.state_dict(), strict=False)
-        if unexpected or [key for key in missing if not key.startswith("pooler.")]:
-            raise ValueError(f"{text_model_name_or_path} does not fit a BERT encoder: missing {missing}, unexpected {unexpected}")
+        model.text_model.load_state_dict(text_model.state_dict())  # the same architecture: strict
+        missing = sorted(loading["missing_keys"])
+        loaded = [key for key in text_model.state_dict() if key not in missing]
+        parts = sorted({key.split(".")[0] if not key.startswith("encoder.layer.") else "encoder" for key in loaded})
+        logger.info(f"Report encoder from {text_model_name_or_path}: loaded {len(loaded)} tensors ({', '.join(parts)}; "
+                    f"{config.text_config.num_hidden_layers} layers); text_pooling={config.text_pooling!r}.")
+        if loading["unexpected_keys"]:
+            logger.info(f"Not used from {text_model_name_or_path}: {sorted(loading['unexpected_keys'])}.")
+        if missing:
+            logger.warning(f"{text_model_name_or_path} has no weights for {missing}: they are randomly initialised "
+                           "(and saved with this model from now on).")
         return model
+
+
+def clip_word_weights(weights: torch.Tensor, word_mask: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """MGCA's word weights: each report's weights clipped to its `low`-`high` quantiles over its words (torch.quantile,
+    linear interpolation). weights (B, L), word_mask (B, L) bool; positions outside the mask are left as they are."""
+    over_words = weights.masked_fill(~word_mask, float("nan"))  # (B, L)
+    lower = torch.nanquantile(over_words, low, dim=1, keepdim=True)  # (B, 1); NaN for a report without words
+    upper = torch.nanquantile(over_words, high, dim=1, keepdim=True)
+    return torch.where(word_mask, torch.minimum(torch.maximum(weights, lower), upper), weights)
 
 
 def word_mask_from(attention_mask: torch.Tensor) -> torch.Tensor:

@@ -253,3 +253,10 @@ def test_config_rejects_inconsistent_values():
         TamerConfig(projection_dim=10, wlai_num_heads=4)
     with pytest.raises(ValueError, match="text_pooling"):
         TamerConfig(text_pooling="mean")
+
+
+def test_report_encoder_is_in_eval_mode_from_construction():
+    model = TamerModel(tiny_config())  # neither train() nor eval() called: as the pre-training text cache sees it
+    assert not model.text_model.training
+    ids = torch.tensor([[2, 10, 11, 12, 3]])
+    torch.testing.assert_close(model.encode_text(ids).pooled, model.encode_text(ids).pooled, rtol=0, atol=0)

@@ -16,7 +16,7 @@ from ..modeling.configuration_tamer import LOSS_TERMS, TamerConfig
 from ..modeling.feature_extraction_tamer import TamerFeatureExtractor
 from ..modeling.modeling_tamer import TamerForECGClassification, TamerModel, TamerTextEncoding
 from ..modeling.processing_tamer import TamerProcessor
-from ..presets import MODEL_PRESETS, preset_config
+from ..presets import MODEL_PRESETS, SIZE_PRESETS, preset_fields
 from . import ModelFamily, ecg_input_values
 
 PAPER_TEXT_ENCODER = "ncbi/MedCPT-Query-Encoder"
@@ -40,6 +40,13 @@ QUICK_START_DEFAULTS = dict(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("TAMER")
+    group.add_argument("--model_size", choices=sorted(SIZE_PRESETS),
+                       help="put --model_preset at this size (e.g. --model_preset no-wlai --model_size quick for a CPU "
+                       "run); default: the preset's own sizes")
+    group.add_argument("--no_spectrogram", action="store_true",
+                       help="no spectrogram branch (Table 4 'time + report'; needs --no_rlca)")
+    group.add_argument("--no_wlai", action="store_true",
+                       help="no WLAI: z^e is the attention pool over the ECG tokens (Table 4 'w/o WLAI', MERL's head)")
     group.add_argument("--local_text_hidden_size", type=int, default=256)
     group.add_argument("--local_text_layers", type=int, default=1)
     group.add_argument("--local_text_init_range", type=float, default=0.02, help="std of the local encoder's weights")
@@ -59,6 +66,29 @@ def check_arguments(args) -> None:
     for name in ("local_text_hidden_size", "local_text_layers", "local_vocab_size"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name} must be positive, got {getattr(args, name)}.")
+    fields = model_fields(args)
+    if fields.get("use_rlca", True) and not fields.get("use_spectrogram", True):
+        raise ValueError(f"--model_preset {args.model_preset} without the spectrogram branch keeps RLCA, which aligns the "
+                         "ECG with its spectrogram: add --no_rlca (or use --model_preset time-report).")
+    try:
+        config = TamerConfig(**fields)
+    except ValueError as error:
+        raise ValueError(f"--model_preset {args.model_preset} with these switches: {error}") from None
+    if not config.enabled_losses:
+        raise ValueError(f"--model_preset {args.model_preset} with these switches has no loss term left; keep at least one.")
+
+
+def model_fields(args) -> dict:
+    """TamerConfig fields of --model_preset at --model_size, with the command line's switches: a term or branch is on
+    when the preset has it on (TamerConfig's default: on) and no --no_<name> switches it off."""
+    fields = preset_fields(args.model_preset, args.model_size)
+    for term in LOSS_TERMS:
+        fields[f"use_{term}"] = fields.get(f"use_{term}", True) and not getattr(args, f"no_{term}")
+        if args.temperature is not None:
+            fields[f"{term}_temperature"] = args.temperature
+    for branch in ("spectrogram", "wlai"):
+        fields[f"use_{branch}"] = fields.get(f"use_{branch}", True) and not getattr(args, f"no_{branch}")
+    return fields
 
 
 def train_tokenizer(reports: list[str], args):
@@ -73,11 +103,7 @@ def build(args, train_reports: list[str], tokenizer=None) -> tuple[TamerModel, T
 
     `tokenizer` (local text encoder only): reuse one already trained (the loop trains it once and shares it).
     """
-    overrides = dict(MODEL_PRESETS[args.model_preset])
-    for term in LOSS_TERMS:
-        overrides[f"use_{term}"] = not getattr(args, f"no_{term}")
-        if args.temperature is not None:
-            overrides[f"{term}_temperature"] = args.temperature
+    fields = model_fields(args)
     if args.text_encoder == LOCAL_TEXT_ENCODER:
         from ..text import small_text_config, train_report_tokenizer
 
@@ -87,18 +113,14 @@ def build(args, train_reports: list[str], tokenizer=None) -> tuple[TamerModel, T
                                         num_layers=args.local_text_layers, num_heads=max(1, args.local_text_hidden_size // 32),
                                         max_positions=max(args.max_text_length, 128))
         text_config.initializer_range = args.local_text_init_range
-        model = TamerModel(preset_config(args.model_preset, text_config=text_config.to_dict(), **{
-            k: v for k, v in overrides.items() if k not in MODEL_PRESETS[args.model_preset]}))
+        model = TamerModel(TamerConfig(text_config=text_config.to_dict(), **fields))
     else:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.text_encoder)
-        model = TamerModel.from_text_pretrained(args.text_encoder, **overrides)
+        model = TamerModel.from_text_pretrained(args.text_encoder, **fields)
     if args.text_encoder == LOCAL_TEXT_ENCODER:
         make_bag_of_words_encoder(model.text_model, tokenizer)
-    if not model.config.use_rada:
-        # Only RADA trains the report projection; frozen, DDP does not wait for its gradient (hf_conventions pitfall 26).
-        model.text_projection.requires_grad_(False)
     processor = TamerProcessor(TamerFeatureExtractor(), tokenizer, max_text_length=args.max_text_length)
     return model, processor
 
