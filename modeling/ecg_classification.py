@@ -1,8 +1,8 @@
 """What every family's `<Family>ForECGClassification` head shares: the output, the multi-label loss and the forward.
 
-A head model is a pre-trained family model (its ECG side) plus one linear layer over an ECG embedding, trained on
-multi-hot diagnosis labels with binary cross-entropy on logits (12-lead ECG diagnosis is multi-label: one record may
-be AFIB, CRBBB and STD at once). `num_labels`, `id2label`, `label2id` and `problem_type` live in the family's config
+A head model is a pre-trained family model (its ECG side) plus a linear head over an ECG embedding (standardised
+first: `ECGClassificationHead`), trained on multi-hot diagnosis labels with binary cross-entropy on logits (12-lead
+ECG diagnosis is multi-label: one record may be AFIB, CRBBB and STD at once). `num_labels`, `id2label`, `label2id` and `problem_type` live in the family's config
 (the standard `PreTrainedConfig` fields), so a fine-tuned folder names its classes.
 
 A family's head is a few lines (see `TamerForECGClassification`):
@@ -53,9 +53,30 @@ def multi_label_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
 
 
-def classification_head(config, embed_dim: int) -> nn.Linear:
-    """The linear head over the ECG embedding, after checking the config's `problem_type` (set to multi-label when
-    unset: the only kind these heads train) and making `label2id` the inverse of `id2label`."""
+class ECGClassificationHead(nn.Module):
+    """The ECG embedding, standardised, into one linear layer: (B, D) -> logits (B, num_labels).
+
+    The standardisation is a BatchNorm without affine parameters, as MAE's linear-probing head (He et al., "Masked
+    Autoencoders Are Scalable Vision Learners", 2022, App. A.2): batch statistics while training, running averages at
+    inference, where the head is one fixed linear map of the embedding. Without it, a pre-trained embedding's common
+    offset, large next to its variation across records, dominates the gradient of every label's weights, and Adam's
+    per-coordinate steps give the labels weights of arbitrary sign along the directions that tell records apart
+    (measured in docs/finetuning.md: on the synthetic test, NORM's AUC 0.26 without and 0.89 with it). Training
+    batches therefore need at least two records.
+    """
+
+    def __init__(self, embed_dim: int, num_labels: int):
+        super().__init__()
+        self.norm = nn.BatchNorm1d(embed_dim, affine=False)
+        self.linear = nn.Linear(embed_dim, num_labels)
+
+    def forward(self, ecg_embeds: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.norm(ecg_embeds))  # (B, num_labels)
+
+
+def classification_head(config, embed_dim: int) -> ECGClassificationHead:
+    """The head over the ECG embedding, after checking the config's `problem_type` (set to multi-label when unset:
+    the only kind these heads train) and making `label2id` the inverse of `id2label`."""
     if config.problem_type is None:
         config.problem_type = MULTI_LABEL
     if config.problem_type != MULTI_LABEL:
@@ -64,7 +85,7 @@ def classification_head(config, embed_dim: int) -> nn.Linear:
     if set(config.label2id) != set(config.id2label.values()):
         # from_pretrained(..., id2label=...) alone leaves the default {"LABEL_0": 0, ...} in label2id
         config.label2id = {name: int(index) for index, name in config.id2label.items()}
-    return nn.Linear(embed_dim, config.num_labels)
+    return ECGClassificationHead(embed_dim, config.num_labels)
 
 
 class ECGClassificationMixin:
@@ -101,4 +122,5 @@ class ECGClassificationMixin:
         return ECGClassifierOutput(loss=loss, logits=logits, ecg_embeds=ecg_embeds)
 
 
-__all__ = ["ECGClassificationMixin", "ECGClassifierOutput", "MULTI_LABEL", "classification_head", "multi_label_loss"]
+__all__ = ["ECGClassificationHead", "ECGClassificationMixin", "ECGClassifierOutput", "MULTI_LABEL", "classification_head",
+           "multi_label_loss"]
