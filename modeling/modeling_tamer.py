@@ -414,49 +414,46 @@ def word_mask_from(attention_mask: torch.Tensor) -> torch.Tensor:
     return mask
 
 
-
-
 # ----------------------------------------------------------------------------------------------------------------------
-# Fine-tuning head (the shared forward, loss and output are in ecg_classification.py)
+# Fine-tuning head (the shared head, forward, loss and output are in ecg_classification.py)
 
 
 class TamerForECGClassification(ECGClassificationMixin, TamerPreTrainedModel):
-    """TAMER's ECG side (waveform and spectrogram encoders, WLAI) and a linear layer over z^e, trained on multi-hot
+    """TAMER's ECG side (waveform and spectrogram encoders, WLAI) and a linear head over z^e, trained on multi-hot
     diagnoses with binary cross-entropy: full fine-tuning, or linear probing after `freeze_base_model()`.
 
     `TamerForECGClassification.from_pretrained(pretrained_tamer_folder, num_labels=C, id2label=...)` loads the
     pre-trained weights into `self.tamer` (a TamerModel checkpoint has no `tamer.` prefix; transformers adds
     `base_model_prefix`) and initialises `classifier`.
 
-    The head reads z^e before its L2 normalisation: a unit-norm input would need the linear layer's weights to grow
-    large before the logits can separate, which a fine-tuning learning rate (C-MELT: 5e-5) does slowly.
+    The head reads z^e before its L2 normalisation (`TamerModel.ecg_embedding`; with `use_wlai=False` the attention
+    pool's output), standardised by `ECGClassificationHead`.
 
-    The report side is dropped: diagnosis never reads a report, and the frozen BERT is 110 M of the paper model's
-    122 M parameters. A fine-tuned checkpoint therefore holds only the ECG side and the head; its config keeps
-    `text_config`, so the architecture stays described in full.
+    The report side and the UECR heads are dropped: diagnosis never reads a report, and the frozen BERT is 110 M of the
+    paper model's 122 M parameters. A fine-tuned checkpoint therefore holds only the ECG side and the head; its config
+    keeps `text_config`, so the architecture stays described in full.
 
     Auto class: `AutoModelForAudioClassification`. transformers 5 has no public Auto class for time-series
-    classification (`MODEL_FOR_TIME_SERIES_CLASSIFICATION_MAPPING` has none), and the audio one has this head's
-    contract: a sampled 1-D signal through a feature extractor into `input_values`, `labels` in and `logits`
-    (B, num_labels) out, `num_labels`/`id2label` in the config. (The "audio-classification" pipeline itself takes
-    one-channel audio, not 12 leads.) `AutoModelForSequenceClassification` would suggest text input.
+    classification (`MODEL_FOR_TIME_SERIES_CLASSIFICATION_MAPPING` has no Auto class of its own), and the audio one
+    has this head's contract: a sampled signal through a feature extractor into `input_values`, `labels` in and
+    `logits` (B, num_labels) out, `num_labels`/`id2label` in the config. (The "audio-classification" pipeline itself
+    takes one-channel audio, not 12 leads.) `AutoModelForSequenceClassification` would suggest text input.
     """
 
     input_modalities = ("time",)
-    # the pre-trained checkpoint's report side, which this model does not build
-    _keys_to_ignore_on_load_unexpected = [r"(^|\.)(text_model|text_projection|word_projection|rgwr)\."]
+    # the pre-trained checkpoint's report side and UECR heads, which this model does not build
+    _keys_to_ignore_on_load_unexpected = [r"(^|\.)(text_model|text_projection|word_projection|rgwr|uecr_heads)\."]
 
     def __init__(self, config: TamerConfig):
         super().__init__(config)
         self.tamer = TamerModel(config)
         self.tamer.text_model = nn.Module()  # an empty stand-in: TamerModel.train() calls text_model.eval()
-        self.tamer.text_projection = self.tamer.word_projection = self.tamer.rgwr = None
+        self.tamer.text_projection = self.tamer.word_projection = self.tamer.rgwr = self.tamer.uecr_heads = None
         self.classifier = classification_head(config, config.projection_dim)
         self.post_init()
 
     def ecg_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
-        ecg_tokens, spec_tokens, _, _ = self.tamer.encode_ecg(input_values)  # (B, 313, D), (B, 88, D)
-        return self.tamer.wlai(ecg_tokens, spec_tokens)  # z^e before L2 normalisation: (B, D)
+        return self.tamer.ecg_embedding(input_values)  # z^e before L2 normalisation: (B, D)
 
 
 __all__ = ["TamerModel", "TamerPreTrainedModel", "TamerOutput", "TamerTextEncoding", "contrastive_loss", "stft_magnitude",

@@ -99,6 +99,20 @@ def test_head_loads_the_pretrained_encoder_and_initialises_a_multi_label_head(pr
     assert torch.allclose(output.loss, expected)
 
 
+def test_head_follows_the_architecture_switches_of_the_pretrained_model(tmp_path):
+    # MERL-like: no spectrogram branch, no WLAI (attention pool + output projection), UECR projection heads
+    tokenizer = tiny_tokenizer()
+    config = tiny_config(tokenizer, num_samples=NUM_SAMPLES, use_spectrogram=False, use_rlca=False, use_wlai=False,
+                         pool_output_projection=True, uecr_projection_heads=True)
+    pretrained = TamerModel(config).eval()
+    pretrained.save_pretrained(tmp_path)
+    model = TamerForECGClassification.from_pretrained(tmp_path, num_labels=2).eval()
+    input_values = torch.rand(3, 12, NUM_SAMPLES)
+    with torch.no_grad():
+        assert torch.equal(model.ecg_embedding(input_values), pretrained.ecg_embedding(input_values))
+        assert model(input_values=input_values).logits.shape == (3, 2)
+
+
 def test_the_family_registers_its_head_for_the_audio_classification_auto_class(pretrained):
     assert head_class_for("tamer") is TamerForECGClassification
     model = AutoModelForAudioClassification.from_pretrained(pretrained, num_labels=2)
