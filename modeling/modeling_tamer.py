@@ -27,7 +27,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput, logging
 
 from .configuration_tamer import TamerConfig
-from .ecg_classification import ECGClassificationMixin, classification_head
+from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
 from .ecg_layers import AttentionPool, ResidualBlock, ResNetEncoder, SelfAttentionBlock  # noqa: F401 (ResidualBlock: _no_split_modules)
 from .ecg_losses import GatherFn, contrastive_loss
 from .ecg_signal import stft_frame_count, stft_magnitude
@@ -418,6 +418,10 @@ def word_mask_from(attention_mask: torch.Tensor) -> torch.Tensor:
 # Fine-tuning head (the shared head, forward, loss and output are in ecg_classification.py)
 
 
+# the report side and the UECR heads: pre-training only
+TAMER_UNUSED_FOR_CLASSIFICATION = ("text_model", "text_projection", "word_projection", "rgwr", "uecr_heads")
+
+
 class TamerForECGClassification(ECGClassificationMixin, TamerPreTrainedModel):
     """TAMER's ECG side (waveform and spectrogram encoders, WLAI) and a linear head over z^e, trained on multi-hot
     diagnoses with binary cross-entropy: full fine-tuning, or linear probing after `freeze_base_model()`.
@@ -441,14 +445,11 @@ class TamerForECGClassification(ECGClassificationMixin, TamerPreTrainedModel):
     """
 
     input_modalities = ("time",)
-    # the pre-trained checkpoint's report side and UECR heads, which this model does not build
-    _keys_to_ignore_on_load_unexpected = [r"(^|\.)(text_model|text_projection|word_projection|rgwr|uecr_heads)\."]
+    _keys_to_ignore_on_load_unexpected = [unused_keys_pattern(TAMER_UNUSED_FOR_CLASSIFICATION)]
 
     def __init__(self, config: TamerConfig):
         super().__init__(config)
-        self.tamer = TamerModel(config)
-        self.tamer.text_model = nn.Module()  # an empty stand-in: TamerModel.train() calls text_model.eval()
-        self.tamer.text_projection = self.tamer.word_projection = self.tamer.rgwr = self.tamer.uecr_heads = None
+        self.tamer = without_modules(TamerModel(config), TAMER_UNUSED_FOR_CLASSIFICATION)
         self.classifier = classification_head(config, config.projection_dim)
         self.post_init()
 
