@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 
@@ -30,10 +31,12 @@ import torch
 from .families import ecg_input_values, get_family
 from .modeling.ecg_classification import ECGClassificationMixin
 from .training import (LR_SCHEDULERS, InputError, make_optimizer, make_scheduler, make_trackers,
-                       per_process_batch_size, precise_bn_batches, recompute_batchnorm_statistics)
+                       per_process_batch_size, precise_bn_batches, recompute_batchnorm_statistics, resolve_checkpoint,
+                       save_checkpoint)
 
 SCRIPT = "examples/finetune.py"
 BEST_MODEL_RECORD = "best_epoch.json"  # written next to the saved best model: which epoch it is
+HISTORY_RECORD = "history.json"  # in each checkpoint: the epochs so far
 
 # Named settings; an explicit command-line option wins over the recipe's value. Sources: reference/protocols.md §2
 # (MERL), reference/cmelt_cgdmer.md §4 (C-MELT).
@@ -122,6 +125,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataloader_num_workers", type=int, default=0)
     p.add_argument("--report_to", default="jsonl", help="comma list of jsonl, tensorboard; or none")
     p.add_argument("--project_name", default="finetuning")
+    p.add_argument("--checkpointing_epochs", type=int, default=1,
+                   help="save_state (model, optimizer, scheduler, RNG) into checkpoints/step_N every N epochs (0: never)")
+    p.add_argument("--checkpoints_total_limit", type=int, default=1)
+    p.add_argument("--resume_from_checkpoint", help="'latest' or a checkpoint folder of --output_dir")
+    p.add_argument("--simulate_kill_after_epoch", type=int, help=argparse.SUPPRESS)  # tests: SIGKILL after epoch N
     return p
 
 
@@ -144,7 +152,7 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
         if getattr(args, name) is not None and getattr(args, name) <= 0:
             raise InputError(f"--{name} must be positive, got {getattr(args, name)}.")
     for name in ("weight_decay", "warmup_steps", "max_grad_norm", "bootstrap", "dataloader_num_workers",
-                 "precise_bn_batches"):
+                 "precise_bn_batches", "checkpointing_epochs", "checkpoints_total_limit"):
         if getattr(args, name) < 0:
             raise InputError(f"--{name} must not be negative, got {getattr(args, name)}.")
     if not args.learning_rate > 0:
@@ -267,6 +275,7 @@ def merl_step_factor(step: int, steps_per_epoch: int) -> float:
 
 
 def make_finetune_scheduler(args, optimizer, total_steps: int, steps_per_epoch: int):
+    """pretrain.py's schedulers (`tamer_hf.training.make_scheduler`), plus MERL's step; stepped per optimizer step."""
     if args.lr_scheduler == "merl_step":
         from torch.optim.lr_scheduler import LambdaLR
 
@@ -339,23 +348,32 @@ def finetune(args) -> dict:
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
     total_steps = steps_per_epoch * args.num_train_epochs
     scheduler = make_finetune_scheduler(args, optimizer, total_steps, steps_per_epoch)
+    accelerator.register_for_checkpointing(scheduler)
 
     task = "linear probing (frozen encoder)" if args.freeze_encoder else "full fine-tuning"
     run_config = {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool)) or v is None}
     accelerator.init_trackers(args.project_name, config=run_config)
     accelerator.print(
         f"{task} of {type(accelerator.unwrap_model(model)).__name__} ({args.recipe} recipe): {len(train_set)} of "
-        f"{len(corpus[args.train_split])} train records ({args.train_fraction:.0%}), {len(names)} labels; "
+        f"{len(corpus[args.train_split])} train records ({args.train_fraction * 100:g} %), {len(names)} labels; "
         f"{accelerator.num_processes} process(es) x batch {batch_size} x accumulation "
         f"{args.gradient_accumulation_steps} = global batch {global_batch}; {steps_per_epoch} steps per epoch, "
         f"{args.num_train_epochs} epochs; {args.optimizer} lr {args.learning_rate:g}, {args.lr_scheduler} schedule.")
 
-    # 4. Training loop: one validation per epoch, the best epoch saved ----------------------------------------------
+    # 4. Resume: weights, optimizer, scheduler and RNG from the checkpoint; the best model is the one on disk -------
     history, best = [], {"epoch": None, "validation_macro_auc": -math.inf}
-    completed_steps, started = 0, time.time()
-    progress = tqdm(total=total_steps, disable=not accelerator.is_local_main_process, desc=task)
+    completed_steps, resumed_from = 0, None
+    if args.resume_from_checkpoint:
+        history, best, resumed_from = resume(accelerator, args)
+        completed_steps = history[-1]["step"] if history else 0
+        accelerator.print(f"Resumed after epoch {len(history)} (step {completed_steps}); best so far: epoch "
+                          f"{best['epoch']} (validation macro-AUC {best['validation_macro_auc']:.4f}).")
+
+    # 5. Training loop: one validation per epoch, the best epoch saved ----------------------------------------------
+    started = time.time()
+    progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process, desc=task)
     model.train()
-    for epoch in range(1, args.num_train_epochs + 1):
+    for epoch in range(len(history) + 1, args.num_train_epochs + 1):
         train_loader.set_epoch(epoch)
         epoch_losses = []
         for batch in train_loader:
@@ -389,10 +407,14 @@ def finetune(args) -> dict:
         if validation_auc > best["validation_macro_auc"]:  # every process sees the same gathered AUC
             best = {"epoch": epoch, "validation_macro_auc": validation_auc}
             save_model(accelerator, model, processor, args.output_dir, best)
+        if args.checkpointing_epochs and epoch % args.checkpointing_epochs == 0:
+            save_epoch_checkpoint(accelerator, args, completed_steps, history)
+        if args.simulate_kill_after_epoch == epoch:
+            os.kill(os.getpid(), signal.SIGKILL)  # a crash: nothing after the last checkpoint is kept
     progress.close()
     train_seconds = time.time() - started
 
-    # 5. Test: the selected epoch's saved weights, scored with the evaluation harness's metric ----------------------
+    # 6. Test: the selected epoch's saved weights, scored with the evaluation harness's metric ----------------------
     accelerator.wait_for_everyone()
     unwrapped = accelerator.unwrap_model(model)
     unwrapped.load_state_dict(load_file(os.path.join(args.output_dir, "model.safetensors")))
@@ -428,6 +450,7 @@ def finetune(args) -> dict:
         "selection": {"metric": f"macro-AUC on {args.validation_split!r}, every epoch", **best,
                       "validation_excluded": validation_check["excluded"]},
         "history": history,
+        "resumed_from": resumed_from,
         "test": test,
         "train_seconds": round(train_seconds, 1),
     }
@@ -437,6 +460,33 @@ def finetune(args) -> dict:
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return results
+
+
+def save_epoch_checkpoint(accelerator, args, completed_steps: int, history: list[dict]) -> None:
+    """`tamer_hf.training.save_checkpoint` (save_state into checkpoints/step_N, trainer_state.json written last) with
+    the epoch history beside it."""
+    path = os.path.join(args.output_dir, "checkpoints", f"step_{completed_steps}")
+    if accelerator.is_main_process:
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, HISTORY_RECORD), "w", encoding="utf-8") as handle:
+            json.dump(history, handle)
+    save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit)
+
+
+def resume(accelerator, args) -> tuple[list[dict], dict, dict]:
+    """Load the checkpoint's state (model, optimizer, scheduler, RNG of every process); return the epoch history up
+    to it, the best model's record and where the run resumed. The best is read from the saved model folder (`best_epoch.json`): it is what
+    the test will load, possibly from an epoch after the checkpoint (epochs after it are trained again)."""
+    path = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    accelerator.load_state(path)
+    with open(os.path.join(path, HISTORY_RECORD), encoding="utf-8") as handle:
+        history = json.load(handle)
+    best = {"epoch": None, "validation_macro_auc": -math.inf}
+    best_path = os.path.join(args.output_dir, BEST_MODEL_RECORD)
+    if os.path.isfile(best_path):
+        with open(best_path, encoding="utf-8") as handle:
+            best = json.load(handle)
+    return history, best, {"checkpoint": path, "epoch": len(history)}
 
 
 def save_model(accelerator, model, processor, output_dir: str, best: dict) -> None:

@@ -188,53 +188,53 @@ def test_finetune_script_learns_and_records_the_run(finetuned, pretrained, datas
         "modeling_tamer.TamerForECGClassification"
 
 
-# The saved folder in a fresh process: logits of the test split, and (with tamer_hf) its per-class AUCs.
-CHILD = textwrap.dedent(
+# A fresh process: first with tamer_hf blocked (remote code), then with it (the registered classes): the test split's
+# logits each way.
+CHILD = BLOCK_TAMER_HF + textwrap.dedent(
     """
-    import json, sys
+    import sys
     import numpy as np
     import torch
-
-    folder, inputs_path, out_path, mode = sys.argv[1:5]
-    if mode == "tamer_hf":
-        sys.meta_path.pop(0)  # unblock
-        import tamer_hf
-    else:
-        try:
-            import tamer_hf
-            sys.exit("tamer_hf was importable")
-        except ImportError:
-            pass
     from transformers import AutoModelForAudioClassification
 
+    folder, inputs_path, out_dir = sys.argv[1:4]
     torch.set_num_threads(1)
-    model = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=mode != "tamer_hf").eval()
     inputs = torch.from_numpy(np.load(inputs_path))
-    with torch.no_grad():
-        logits = torch.cat([model(input_values=inputs[i:i + 64]).logits for i in range(0, len(inputs), 64)])
-    np.save(out_path, logits.numpy())
-    print(type(model).__module__)
+
+    def test_logits(model):
+        with torch.no_grad():  # batches of 64, as finetune.py's --eval_batch_size
+            return torch.cat([model(input_values=inputs[i:i + 64]).logits for i in range(0, len(inputs), 64)]).numpy()
+
+    try:
+        import tamer_hf
+        sys.exit("tamer_hf was importable")
+    except ImportError:
+        pass
+    remote = AutoModelForAudioClassification.from_pretrained(folder, trust_remote_code=True).eval()
+    assert type(remote).__module__.startswith("transformers_modules."), type(remote).__module__
+    np.save(out_dir + "/remote_code.npy", test_logits(remote))
+
+    sys.meta_path.pop(0)  # unblock: the installed library registers its classes
+    import tamer_hf
+    local = AutoModelForAudioClassification.from_pretrained(folder).eval()
+    assert type(local) is tamer_hf.TamerForECGClassification, type(local)
+    np.save(out_dir + "/tamer_hf.npy", test_logits(local))
     """
 )
 
 
-def test_saved_folder_reproduces_the_test_scores_in_fresh_processes(finetuned, dataset, tmp_path):
+def test_saved_folder_reproduces_the_test_scores_in_a_fresh_process(finetuned, dataset, tmp_path):
     from datasets import load_from_disk
 
     output_dir, results = finetuned
     test_split = load_from_disk(dataset)["test"].with_format("numpy")
     features = AutoFeatureExtractor.from_pretrained(output_dir)
-    inputs = features(test_split["ecg"], sampling_rate=500, return_tensors="np")["input_values"]
-    np.save(tmp_path / "inputs.npy", inputs)
-    logits = {}
-    for mode in ("tamer_hf", "remote_code"):
-        completed = subprocess.run(
-            [sys.executable, "-c", BLOCK_TAMER_HF + CHILD, str(output_dir), str(tmp_path / "inputs.npy"),
-             str(tmp_path / f"{mode}.npy"), mode],
-            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
-        assert completed.returncode == 0, completed.stderr[-3000:]
-        logits[mode] = np.load(tmp_path / f"{mode}.npy")
-    assert "transformers_modules" in completed.stdout  # the remote-code class, not tamer_hf's
+    np.save(tmp_path / "inputs.npy", features(test_split["ecg"], sampling_rate=500, return_tensors="np")["input_values"])
+    completed = subprocess.run([sys.executable, "-c", CHILD, str(output_dir), str(tmp_path / "inputs.npy"), str(tmp_path)],
+                               capture_output=True, text=True, cwd=tmp_path,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    logits = {mode: np.load(tmp_path / f"{mode}.npy") for mode in ("tamer_hf", "remote_code")}
     reproduced = per_class_auc(np.asarray(test_split["labels"]), logits["tamer_hf"].astype(np.float64),
                                label_names(test_split))
     assert reproduced["per_class"] == results["test"]["per_class"]
@@ -255,3 +255,22 @@ def test_linear_probe_on_a_train_fraction_keeps_the_pretrained_encoder(pretraine
     for key, value in saved.items():
         if key.startswith("tamer."):
             assert torch.equal(value, encoder[key[len("tamer."):]]), key
+
+
+def test_a_killed_run_resumes_from_its_checkpoint_to_the_same_result(pretrained, dataset, tmp_path):
+    from safetensors.torch import load_file
+
+    common = ["--model", pretrained, "--dataset", dataset, "--train_fraction", "10%", "--num_train_epochs", 3,
+              "--batch_size", 16, "--learning_rate", 1e-3, "--bootstrap", 0]
+    straight = run_script(common + ["--output_dir", tmp_path / "straight"])
+    killed = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, common), "--output_dir", str(tmp_path / "resumed"),
+         "--simulate_kill_after_epoch", "2"],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    resumed = run_script(common + ["--output_dir", tmp_path / "resumed", "--resume_from_checkpoint", "latest"])
+    assert resumed["resumed_from"]["epoch"] == 2 and straight["resumed_from"] is None
+    assert resumed["history"] == straight["history"]
+    assert resumed["selection"] == straight["selection"] and resumed["test"] == straight["test"]
+    weights = [load_file(tmp_path / run / "model.safetensors") for run in ("straight", "resumed")]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
