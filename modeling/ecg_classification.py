@@ -2,8 +2,9 @@
 
 A head model is a pre-trained family model (its ECG side) plus a linear head over an ECG embedding (standardised
 first: `ECGClassificationHead`), trained on multi-hot diagnosis labels with binary cross-entropy on logits (12-lead
-ECG diagnosis is multi-label: one record may be AFIB, CRBBB and STD at once). `num_labels`, `id2label`, `label2id` and `problem_type` live in the family's config
-(the standard `PreTrainedConfig` fields), so a fine-tuned folder names its classes.
+ECG diagnosis is multi-label: one record may be AFIB, CRBBB and STD at once). `num_labels`, `id2label`, `label2id`
+and `problem_type` live in the family's config (the standard `PreTrainedConfig` fields), so a fine-tuned folder names
+its classes.
 
 A family's head is a few lines (see `TamerForECGClassification`):
 
@@ -145,5 +146,5 @@ class ECGClassificationMixin:
         return ECGClassifierOutput(loss=loss, logits=logits, ecg_embeds=ecg_embeds)
 
 
-__all__ = ["ECGClassificationHead", "ECGClassificationMixin", "ECGClassifierOutput", "MULTI_LABEL", "classification_head",
-           "multi_label_loss", "unused_keys_pattern", "without_modules"]
+__all__ = ["ECGClassificationHead", "ECGClassificationMixin", "ECGClassifierOutput", "MULTI_LABEL",
+           "classification_head", "multi_label_loss", "unused_keys_pattern", "without_modules"]

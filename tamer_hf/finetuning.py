@@ -126,7 +126,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--report_to", default="jsonl", help="comma list of jsonl, tensorboard; or none")
     p.add_argument("--project_name", default="finetuning")
     p.add_argument("--checkpointing_epochs", type=int, default=1,
-                   help="save_state (model, optimizer, scheduler, RNG) into checkpoints/step_N every N epochs (0: never)")
+                   help="save_state (model, optimizer, scheduler, RNG) into checkpoints/step_N every N epochs "
+                   "(0: never)")
     p.add_argument("--checkpoints_total_limit", type=int, default=1)
     p.add_argument("--resume_from_checkpoint", help="'latest' or a checkpoint folder of --output_dir")
     p.add_argument("--simulate_kill_after_epoch", type=int, help=argparse.SUPPRESS)  # tests: SIGKILL after epoch N
@@ -304,7 +305,8 @@ def finetune(args) -> dict:
         mixed_precision=args.mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         log_with=make_trackers(args) or None,
-        project_config=ProjectConfiguration(project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs")),
+        project_config=ProjectConfiguration(project_dir=args.output_dir,
+                                            logging_dir=os.path.join(args.output_dir, "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
     batch_size = per_process_batch_size(args, accelerator.num_processes)
@@ -371,7 +373,8 @@ def finetune(args) -> dict:
 
     # 5. Training loop: one validation per epoch, the best epoch saved ----------------------------------------------
     started = time.time()
-    progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process, desc=task)
+    progress = tqdm(total=total_steps, initial=completed_steps, disable=not accelerator.is_local_main_process,
+                    desc=task)
     model.train()
     for epoch in range(len(history) + 1, args.num_train_epochs + 1):
         train_loader.set_epoch(epoch)
@@ -435,7 +438,8 @@ def finetune(args) -> dict:
         "num_train": len(rows),
         "train_rows_sha256": hashlib.sha256(np.asarray(rows, dtype=np.int64).tobytes()).hexdigest(),
         "subset": "train_test_split(train_size=fraction, random_state=42) (MERL); every row at 100 %",
-        "train_classes_without_positives": [name for name, count in zip(names, labels_of(train_set).sum(0)) if not count],
+        "train_classes_without_positives": [name for name, count in zip(names, labels_of(train_set).sum(0))
+                                            if not count],
         "seed": args.seed,
         "recipe": args.recipe,
         "settings": {name: getattr(args, name) for name in (
@@ -475,8 +479,9 @@ def save_epoch_checkpoint(accelerator, args, completed_steps: int, history: list
 
 def resume(accelerator, args) -> tuple[list[dict], dict, dict]:
     """Load the checkpoint's state (model, optimizer, scheduler, RNG of every process); return the epoch history up
-    to it, the best model's record and where the run resumed. The best is read from the saved model folder (`best_epoch.json`): it is what
-    the test will load, possibly from an epoch after the checkpoint (epochs after it are trained again)."""
+    to it, the best model's record and where the run resumed. The best is read from the saved model folder
+    (`best_epoch.json`): it is what the test will load, possibly from an epoch after the checkpoint (epochs after the
+    checkpoint are trained again)."""
     path = resolve_checkpoint(args.output_dir, args.resume_from_checkpoint)
     accelerator.load_state(path)
     with open(os.path.join(path, HISTORY_RECORD), encoding="utf-8") as handle:

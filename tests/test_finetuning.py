@@ -60,7 +60,8 @@ def pretrained(tmp_path_factory):
         for parameter in model.parameters():
             parameter.add_(0.01 * torch.randn_like(parameter))
     model.save_pretrained(folder)
-    TamerProcessor(TamerFeatureExtractor(num_samples=NUM_SAMPLES), tokenizer, max_text_length=64).save_pretrained(folder)
+    processor = TamerProcessor(TamerFeatureExtractor(num_samples=NUM_SAMPLES), tokenizer, max_text_length=64)
+    processor.save_pretrained(folder)
     return folder
 
 
@@ -229,10 +230,11 @@ def test_saved_folder_reproduces_the_test_scores_in_a_fresh_process(finetuned, d
     output_dir, results = finetuned
     test_split = load_from_disk(dataset)["test"].with_format("numpy")
     features = AutoFeatureExtractor.from_pretrained(output_dir)
-    np.save(tmp_path / "inputs.npy", features(test_split["ecg"], sampling_rate=500, return_tensors="np")["input_values"])
-    completed = subprocess.run([sys.executable, "-c", CHILD, str(output_dir), str(tmp_path / "inputs.npy"), str(tmp_path)],
-                               capture_output=True, text=True, cwd=tmp_path,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    inputs = features(test_split["ecg"], sampling_rate=500, return_tensors="np")["input_values"]  # (N, 12, 1000)
+    np.save(tmp_path / "inputs.npy", inputs)
+    completed = subprocess.run(
+        [sys.executable, "-c", CHILD, str(output_dir), str(tmp_path / "inputs.npy"), str(tmp_path)],
+        capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     logits = {mode: np.load(tmp_path / f"{mode}.npy") for mode in ("tamer_hf", "remote_code")}
     reproduced = per_class_auc(np.asarray(test_split["labels"]), logits["tamer_hf"].astype(np.float64),
