@@ -140,6 +140,7 @@ class CgdmerConfig(PreTrainedConfig):
     siglip_learnable: bool = True  # [SigLIP]
     siglip_reduction: str = "sum"  # [SigLIP]
     contrastive_on_masked_inputs: bool = False  # [ours]
+    shared_batch_norm: bool = True  # [ours]
     # loss terms [paper Table 3]; weights [ours]
     use_siglip: bool = True
     use_ecg_reconstruction: bool = True

@@ -178,7 +178,8 @@ def reconstruction_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: 
 
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor, gather: GatherFn | None = None) -> torch.Tensor:
     """Cross-entropy averaged over the masked (labelled) report tokens, over the global batch with `gather`."""
-    total = F.cross_entropy(logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+    logits = logits.flatten(0, 1).to(torch.promote_types(logits.dtype, torch.float32))  # fp16 / bf16 -> fp32
+    total = F.cross_entropy(logits, labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
     return masked_mean(total, (labels != IGNORE_INDEX).sum(), gather)
 
 
@@ -241,7 +242,12 @@ class CgdmerPreTrainedModel(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         std = self.config.initializer_range
-        if isinstance(module, CgdmerEcgDecoder):
+        if isinstance(module, CgdmerEcgEncoder):
+            # MAE / ST-MEM: the patch embedding as a Linear layer of its fan-in (xavier), not BERT's 0.02, so the
+            # patch content is not drowned by the unit-amplitude sine-cosine positions at the start
+            init.xavier_uniform_(module.patch_embedding.weight)
+            init.zeros_(module.patch_embedding.bias)
+        elif isinstance(module, CgdmerEcgDecoder):
             init.normal_(module.mask_token, std=std)
         elif isinstance(module, CgdmerMLMHead):
             init.zeros_(module.bias)
@@ -281,6 +287,10 @@ class CgdmerModel(CgdmerPreTrainedModel):
         self.ecg_projection = nn.Linear(config.ecg_hidden_size, dim)
         self.text_projection = nn.Linear(config.text_config.hidden_size, dim)
         self.shared_encoder = CgdmerFeatureEncoder(config)  # one set of weights for ECG and text [MISA]
+        self.ecg_shared_norm = self.text_shared_norm = None
+        if config.shared_batch_norm:
+            self.ecg_shared_norm = nn.BatchNorm1d(dim, affine=False)
+            self.text_shared_norm = nn.BatchNorm1d(dim, affine=False)
         self.ecg_specific_encoder = self.text_specific_encoder = None
         if config.use_disentanglement:
             self.ecg_specific_encoder = CgdmerFeatureEncoder(config)
@@ -314,10 +324,12 @@ class CgdmerModel(CgdmerPreTrainedModel):
             )
 
     # ------------------------------------------------------------------ the two modalities
-    def _split(self, tokens, projected, specific_encoder, token_weights) -> CgdmerModalityFeatures:
+    def _split(self, tokens, projected, specific_encoder, token_weights, shared_norm) -> CgdmerModalityFeatures:
         """Shared / specific features of projected tokens (B, n, D); pooled with `token_weights` (B, n) summing to 1."""
         shared_tokens = self.shared_encoder(projected)  # (B, n, D)
         shared = torch.einsum("bn,bnd->bd", token_weights, shared_tokens)
+        if shared_norm is not None:
+            shared = shared_norm(shared)
         if specific_encoder is None:
             return CgdmerModalityFeatures(tokens=tokens, shared=shared, decoder_input=tokens)
         specific_tokens = specific_encoder(projected)  # (B, n, D)
@@ -330,7 +342,7 @@ class CgdmerModel(CgdmerPreTrainedModel):
         self._check_input_values(input_values)
         tokens = self.ecg_encoder(input_values, token_mask)  # (B, n, ecg width)
         weights = tokens.new_full(tokens.shape[:2], 1.0 / tokens.shape[1])  # mean over the patches
-        return self._split(tokens, self.ecg_projection(tokens), self.ecg_specific_encoder, weights)
+        return self._split(tokens, self.ecg_projection(tokens), self.ecg_specific_encoder, weights, self.ecg_shared_norm)
 
     def encode_text(self, input_ids, attention_mask=None) -> CgdmerModalityFeatures:
         """Report tokens (B, Lt) -> BERT tokens, shared / specific features (pooled over the words, or [CLS])."""
@@ -343,7 +355,8 @@ class CgdmerModel(CgdmerPreTrainedModel):
         else:
             weights = attention_mask.to(tokens.dtype)
             weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1)
-        return self._split(tokens, self.text_projection(tokens), self.text_specific_encoder, weights)
+        return self._split(tokens, self.text_projection(tokens), self.text_specific_encoder, weights,
+                           self.text_shared_norm)
 
     def get_ecg_features(self, input_values: torch.Tensor) -> torch.Tensor:
         """Unmasked ECG -> pooled shared feature, L2-normalised: (B, hidden_size). Zero-shot score = cosine."""

@@ -73,3 +73,19 @@ def tiny_cmelt_model_and_processor(seed: int = 0, texts=(), tokenizer=None, **ov
     torch.manual_seed(seed)
     config = CmeltConfig(text_config=text_config.to_dict(), **{**MODEL_PRESETS["cmelt-tiny"], **overrides})
     return CmeltModel(config).eval(), make_processor(tokenizer, max_text_length=64)
+
+
+def tiny_cgdmer_model_and_processor(seed: int = 0, texts=(), tokenizer=None, **overrides):
+    """A randomly initialised `cgdmer-tiny` CgdmerModel (eval mode) with a local WordPiece tokenizer and its processor.
+
+    `tokenizer`: reuse one (WordPiece training is not bit-reproducible from run to run); else one is trained on `texts`.
+    """
+    from .families.cgdmer import MODEL_PRESETS, local_text_config, make_processor
+    from .modeling.configuration_cgdmer import CgdmerConfig
+    from .modeling.modeling_cgdmer import CgdmerModel
+
+    tokenizer = tokenizer if tokenizer is not None else train_report_tokenizer(texts, vocab_size=300)
+    text_config = local_text_config(tokenizer, "tiny", max_text_length=64)
+    torch.manual_seed(seed)
+    config = CgdmerConfig(text_config=text_config.to_dict(), **{**MODEL_PRESETS["cgdmer-tiny"], **overrides})
+    return CgdmerModel(config).eval(), make_processor(tokenizer, max_text_length=64)
