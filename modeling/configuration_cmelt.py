@@ -22,6 +22,7 @@ FLAN_T5_BASE = dict(
 ETM_LOSSES = ("ce", "bce")
 REDUCTIONS = ("mean", "sum")
 ZERO_SHOT_SCORES = ("cosine", "dot")
+POOLINGS = ("first", "mean")
 
 
 class CmeltConfig(PreTrainedConfig):
@@ -52,6 +53,11 @@ class CmeltConfig(PreTrainedConfig):
             -> cross-attention -> MLP, post-LN, METER/M3AE's BertCrossLayer), 12 heads, 3072.
         fusion_hidden_dropout, fusion_attention_dropout (0.1, BERT's), fusion_layer_norm_eps (1e-12, BERT's).
 
+    Poolers:
+        unimodal_pooling (`"first"` [code: the ECG [CLS] token, the report's first T5 token] or `"mean"` [a reading of
+            paper §3.2's "pooling layer": the mean of the ECG patch tokens / of the report's tokens]): what the
+            unimodal poolers (SigLIP and zero-shot) read before their Linear + tanh. The ETM poolers read first tokens.
+
     Heads and losses:
         use_mlm, use_mem, use_etm, use_siglip (`bool`): switch each loss term; mlm_weight, mem_weight, etm_weight,
             siglip_weight (`float`, defaults to 1.0 [code loss.py]) weight them in `loss`.
@@ -77,6 +83,9 @@ class CmeltConfig(PreTrainedConfig):
         siglip_logit_bias_init (`float` or `None`, defaults to `None` [code: no bias]; SigLIP: -10).
         siglip_learnable (`bool`, defaults to `False` [code]; SigLIP learns scale and bias).
         siglip_reduction (`"mean"` [code: mean over B x B] or `"sum"` [paper Eq. 4: sum / B]).
+        siglip_unmasked_inputs (`bool`, defaults to `False` [code: SigLIP reads the one masked pass]): `True` gives
+            SigLIP a second pass of both encoders over the unmasked ECG and report [ours; the paper does not say what
+            SigLIP's heads see], the inputs of zero-shot classification.
 
     Zero-shot:
         zero_shot_score (`"cosine"` [ours, default] or `"dot"` [code's notebook: raw dot product of the unimodal
@@ -121,6 +130,7 @@ class CmeltConfig(PreTrainedConfig):
     fusion_hidden_dropout: float = 0.1
     fusion_attention_dropout: float = 0.1
     fusion_layer_norm_eps: float = 1e-12
+    unimodal_pooling: str = "first"  # [code]; "mean": [paper §3.2, one reading]
     # loss terms [code losses/loss.py: all weights 1]
     use_mlm: bool = True
     use_mem: bool = True
@@ -154,6 +164,7 @@ class CmeltConfig(PreTrainedConfig):
     siglip_logit_bias_init: float | None = None  # [code: none]; SigLIP: -10
     siglip_learnable: bool = False  # [code]; SigLIP: True
     siglip_reduction: str = "mean"  # [code HEAD]; "sum": [paper Eq. 4, code before 12abb7f]
+    siglip_unmasked_inputs: bool = False  # [code]
     # zero-shot
     zero_shot_score: str = "cosine"  # [ours]; "dot": [code example.ipynb]
     label_temperature: float = 0.1  # [ours]
@@ -203,6 +214,8 @@ class CmeltConfig(PreTrainedConfig):
                 raise ValueError(f"{name} must be one of {REDUCTIONS}, got {getattr(self, name)!r}.")
         if self.etm_loss not in ETM_LOSSES:
             raise ValueError(f"etm_loss must be one of {ETM_LOSSES}, got {self.etm_loss!r}.")
+        if self.unimodal_pooling not in POOLINGS:
+            raise ValueError(f"unimodal_pooling must be one of {POOLINGS}, got {self.unimodal_pooling!r}.")
         if self.zero_shot_score not in ZERO_SHOT_SCORES:
             raise ValueError(f"zero_shot_score must be one of {ZERO_SHOT_SCORES}, got {self.zero_shot_score!r}.")
         if self.label_temperature <= 0:

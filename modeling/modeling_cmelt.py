@@ -8,7 +8,7 @@ Pham, Saeed, Ma, "C-MELT: Contrastive Enhanced Masked Auto-Encoders for ECG-Lang
              → MEM masking (keep K) → [CLS] + 8 post-LN layers → (B, 1+K, 768) → ecg_projection
     report tokens (swapped for N3S negatives, then MLM-masked by the collator)
         └─ T5 encoder → (B, Lt, d_model) → text_projection → (B, Lt, 768)
-    unimodal poolers (first token → Linear → tanh): SigLIP ("Siglep", paper Eq. 4) and zero-shot
+    unimodal poolers (first token, or mean, → Linear → tanh): SigLIP ("Siglep", paper Eq. 4) and zero-shot
     CmeltFusion: + modality-type embeddings, 6 co-attention layers per stream (text ⇄ ECG)
         ├─ MLM head on the fused text stream (paper Eq. 1)
         ├─ MEM decoder on the fused ECG stream after `mem_layer` layers (paper Eq. 2): un-shuffle with a mask token,
@@ -107,10 +107,16 @@ class CmeltEcgEncoder(nn.Module):
             for _ in range(config.ecg_num_layers)
         )
 
-    def forward(self, input_values, token_mask: TokenMask | None = None):
+    def embed(self, input_values):
+        """Conv features -> LayerNorm -> Linear -> + conv positions: (B, L, D), before any masking."""
         features = self.feature_encoder(input_values).transpose(1, 2)  # (B, L, 256)
         tokens = self.feature_dropout(self.feature_projection(self.feature_norm(features)))  # (B, L, D)
-        tokens = tokens + self.position_embedding(tokens)
+        return tokens + self.position_embedding(tokens)
+
+    def forward(self, input_values=None, token_mask: TokenMask | None = None, tokens=None):
+        """[CLS] + the (kept) tokens through the transformer: (B, 1 + K, D). `tokens`: the output of `embed`, reused
+        when the same ECGs are encoded twice (masked and unmasked)."""
+        tokens = self.embed(input_values) if tokens is None else tokens
         if token_mask is not None:
             tokens = keep_tokens(tokens, token_mask.keep_indices)  # (B, K, D): the encoder sees only kept tokens
         hidden = torch.cat([self.cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)  # (B, 1 + K, D)
@@ -125,14 +131,24 @@ class CmeltEcgEncoder(nn.Module):
 
 
 class CmeltPooler(nn.Module):
-    """First token -> Linear -> tanh (BERT's pooler; C-MELT code's poolers)."""
+    """First token -> Linear -> tanh (BERT's pooler; C-MELT code's poolers). With `mean=True` the tokens' mean over
+    `mask` (B, L) replaces the first token (C-MELT paper: "a pooling layer, a Tanh activation function, and a dense
+    layer")."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, mean: bool = False):
         super().__init__()
         self.dense = nn.Linear(dim, dim)
+        self.mean = mean
 
-    def forward(self, tokens):
-        return torch.tanh(self.dense(tokens[:, 0]))
+    def forward(self, tokens, mask=None):
+        if not self.mean:
+            return torch.tanh(self.dense(tokens[:, 0]))
+        if mask is None:
+            pooled = tokens.mean(dim=1)
+        else:
+            weights = mask.to(tokens.dtype)[:, :, None]  # (B, L, 1)
+            pooled = (tokens * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+        return torch.tanh(self.dense(pooled))
 
 
 class CmeltFusion(nn.Module):
@@ -296,9 +312,10 @@ class CmeltModel(CmeltPreTrainedModel):
       so loses the swaps; here the swap comes first).
     - ECG: the encoder sees the `1 - mem_mask_ratio` kept tokens (MEM masking) whenever losses are computed with
       MEM on; `get_ecg_features` never masks.
-    - SigLIP: unimodal pooled features of this masked pass (code). Labels: +1 for (ECG i, text i) when aligned,
-      -1 for every other pair, so swapped reports are negatives; with `report_ids` and `text_report_ids`, identical
-      reports count as positives. `siglip_unmasked_inputs` would need a second pass and is not done.
+    - SigLIP: the unimodal pooled features of this same masked pass (code: MEM-masked ECG, MLM-masked report); with
+      `siglip_unmasked_inputs`, of a second pass of both encoders over the unmasked ECG (the conv features are
+      shared) and the unmasked report, which is what zero-shot classification sees. Labels: +1 for (ECG i, text i) when aligned, -1 for every other pair, so swapped
+      reports are negatives; with `report_ids` and `text_report_ids`, identical reports count as positives.
     - ETM: the fused pass; target `is_aligned`.
     - MLM: the fused text stream. With `mlm_aligned_only` (default) only aligned pairs are scored: MLM means
       "recover the masked words of *this* ECG's report with the ECG's help" (paper §3.1); on a swapped pair the ECG
@@ -321,8 +338,9 @@ class CmeltModel(CmeltPreTrainedModel):
             self.text_model.requires_grad_(False)
         self.ecg_projection = nn.Linear(config.ecg_hidden_size, dim)
         self.text_projection = nn.Linear(config.text_config.d_model, dim)
-        self.ecg_pooler = CmeltPooler(dim)  # unimodal: SigLIP and zero-shot
-        self.text_pooler = CmeltPooler(dim)
+        mean = config.unimodal_pooling == "mean"
+        self.ecg_pooler = CmeltPooler(dim, mean)  # unimodal: SigLIP and zero-shot
+        self.text_pooler = CmeltPooler(dim, mean)
         uses_fusion = config.use_mlm or config.use_mem or config.use_etm
         self.fusion = CmeltFusion(config) if uses_fusion else None
         self.mlm_head = CmeltMLMHead(config) if config.use_mlm else None
@@ -362,10 +380,10 @@ class CmeltModel(CmeltPreTrainedModel):
             )
 
     # ------------------------------------------------------------------ unimodal encoders
-    def encode_ecg(self, input_values, token_mask: TokenMask | None = None) -> torch.Tensor:
-        """Projected ECG tokens, [CLS] first: (B, 1 + kept, hidden_size)."""
+    def encode_ecg(self, input_values, token_mask: TokenMask | None = None, tokens=None) -> torch.Tensor:
+        """Projected ECG tokens, [CLS] first: (B, 1 + kept, hidden_size). `tokens`: `ecg_encoder.embed` reused."""
         self._check_input_values(input_values)
-        return self.ecg_projection(self.ecg_encoder(input_values, token_mask))
+        return self.ecg_projection(self.ecg_encoder(input_values, token_mask, tokens))
 
     def encode_text(self, input_ids, attention_mask=None) -> torch.Tensor:
         """Projected report tokens: (B, Lt, hidden_size)."""
@@ -380,12 +398,18 @@ class CmeltModel(CmeltPreTrainedModel):
     def get_ecg_features(self, input_values: torch.Tensor) -> torch.Tensor:
         """Unmasked ECG → encoder → projection → unimodal pooler: (B, hidden_size), L2-normalised unless
         `zero_shot_score="dot"`."""
-        return self._zero_shot_embeds(self.ecg_pooler(self.encode_ecg(input_values)))
+        return self._zero_shot_embeds(self._pool_ecg(self.encode_ecg(input_values)))
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Report / prompt → T5 encoder (with its attention mask) → projection → unimodal pooler: (B, hidden_size),
         L2-normalised unless `zero_shot_score="dot"`."""
-        return self._zero_shot_embeds(self.text_pooler(self.encode_text(input_ids, attention_mask)))
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        return self._zero_shot_embeds(self.text_pooler(self.encode_text(input_ids, attention_mask), attention_mask))
+
+    def _pool_ecg(self, ecg_tokens):
+        """[CLS] (code) or the mean of the patch tokens (`unimodal_pooling="mean"`): (B, D)."""
+        return self.ecg_pooler(ecg_tokens[:, 1:] if self.config.unimodal_pooling == "mean" else ecg_tokens)
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -430,14 +454,21 @@ class CmeltModel(CmeltPreTrainedModel):
         if return_loss and cfg.use_mem:
             token_mask = random_token_mask(batch, self.num_ecg_tokens, cfg.mem_mask_ratio, noise=mem_noise,
                                            device=input_values.device)
-        ecg_tokens = self.encode_ecg(input_values, token_mask)  # (B, 1 + K, D)
-        ecg_pooled = self.ecg_pooler(ecg_tokens)  # (B, D)
+        self._check_input_values(input_values)
+        patches = self.ecg_encoder.embed(input_values)  # (B, L, De), shared by the masked and unmasked encodings
+        ecg_tokens = self.encode_ecg(input_values, token_mask, patches)  # (B, 1 + K, D)
+        ecg_pooled = self._pool_ecg(ecg_tokens)  # (B, D)
         if text_ids is None:
             return CmeltOutput(ecg_embeds=self._zero_shot_embeds(ecg_pooled))
         if attention_mask is None:
             attention_mask = torch.ones_like(text_ids)
         text_tokens = self.encode_text(text_ids, attention_mask)  # (B, Lt, D)
-        text_pooled = self.text_pooler(text_tokens)  # (B, D)
+        text_pooled = self.text_pooler(text_tokens, attention_mask)  # (B, D)
+        if cfg.siglip_unmasked_inputs:  # SigLIP on what zero-shot sees: every ECG token, the unmasked report
+            if token_mask is not None:
+                ecg_pooled = self._pool_ecg(self.encode_ecg(input_values, None, patches))
+            if mlm_input_ids is not None and input_ids is not None:
+                text_pooled = self.text_pooler(self.encode_text(input_ids, attention_mask), attention_mask)
 
         siglip_ecg, siglip_text = ecg_pooled, text_pooled
         if cfg.siglip_normalize:

@@ -115,6 +115,22 @@ def test_siglip_counts_identical_reports_as_positives_when_given_report_ids(toke
     assert abs(expected - plain) > 1.0  # the (0, 2) and (2, 0) pairs really changed sign
 
 
+def test_siglip_can_read_an_unmasked_second_pass(tokenizer):
+    model, processor = tiny_cmelt_model_and_processor(tokenizer=tokenizer, zero_shot_score="dot",
+                                                      siglip_unmasked_inputs=True)
+    batch = make_batch(processor, model)
+    output = run(model, batch)
+    with torch.no_grad():  # what zero-shot classification sees: every ECG token, the unmasked report
+        ecg = model.get_ecg_features(input_values=batch["input_values"])
+        text = model.get_text_features(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    torch.testing.assert_close(output.ecg_embeds, ecg)
+    torch.testing.assert_close(output.text_embeds, text)
+    labels = [[(1 if IS_ALIGNED[i] else -1) if i == j else -1 for j in range(4)] for i in range(4)]
+    assert float(output.loss_siglip) == pytest.approx(naive_siglip(ecg, text, 1.0, 0.0, labels, "mean", False),
+                                                      rel=1e-5, abs=1e-6)
+    assert output.mem_mask is not None and output.loss_mem is not None  # MEM and MLM still read the masked pass
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # ETM, MLM, MEM
 
@@ -218,8 +234,9 @@ def test_total_loss_is_the_weighted_sum_and_terms_switch_off(tokenizer):
 # Zero-shot features
 
 
-def test_zero_shot_features_are_unmasked_and_normalised(tokenizer):
-    model, processor = tiny_cmelt_model_and_processor(tokenizer=tokenizer)
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_zero_shot_features_are_unmasked_and_normalised(tokenizer, pooling):
+    model, processor = tiny_cmelt_model_and_processor(tokenizer=tokenizer, unimodal_pooling=pooling)
     batch = make_batch(processor, model)
     with torch.no_grad():
         ecg = model.get_ecg_features(input_values=batch["input_values"])
@@ -233,6 +250,17 @@ def test_zero_shot_features_are_unmasked_and_normalised(tokenizer):
     torch.testing.assert_close(plain.ecg_embeds, ecg)
     torch.testing.assert_close(plain.text_embeds, text)
     assert torch.equal(ecg, again) and plain.mem_mask is None and plain.loss is None
+    with torch.no_grad():  # the pooled token(s): [CLS] / first token, or the mean of the patches / report tokens
+        ecg_tokens = model.encode_ecg(batch["input_values"])
+        text_tokens = model.encode_text(batch["input_ids"], batch["attention_mask"])
+    if pooling == "first":
+        ecg_pooled, text_pooled = ecg_tokens[:, 0], text_tokens[:, 0]
+    else:
+        lengths = batch["attention_mask"].sum(dim=1)
+        ecg_pooled = ecg_tokens[:, 1:].mean(dim=1)
+        text_pooled = torch.stack([text_tokens[i, :length].mean(dim=0) for i, length in enumerate(lengths)])
+    torch.testing.assert_close(ecg, F.normalize(torch.tanh(model.ecg_pooler.dense(ecg_pooled)), dim=-1))
+    torch.testing.assert_close(text, F.normalize(torch.tanh(model.text_pooler.dense(text_pooled)), dim=-1))
     # the padding of a batch does not change a prompt's embedding (T5 gets the attention mask)
     with torch.no_grad():
         alone = model.get_text_features(**processor.tokenizer(REPORTS[2:3], return_tensors="pt"))
@@ -301,6 +329,7 @@ def test_paper_configuration_has_the_reference_sizes():
 @pytest.mark.parametrize("bad", [
     dict(ecg_conv_kernel=[3, 2, 2, 2]), dict(mem_layer=7), dict(mem_mask_ratio=1.0), dict(etm_loss="hinge"),
     dict(siglip_reduction="max"), dict(zero_shot_score="l1"), dict(lead_mask_prob=1.5), dict(ecg_num_heads=5),
+    dict(unimodal_pooling="max"),
 ])
 def test_bad_configuration_values_are_named(bad):
     with pytest.raises(ValueError, match=next(iter(bad)).split("_")[0]):
