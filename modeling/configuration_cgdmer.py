@@ -60,7 +60,9 @@ class CgdmerConfig(PreTrainedConfig):
             30522 tokens) [MERL, MedCPT]; trained with the model (`freeze_text_encoder`, defaults to `False` [ours]:
             masked reconstruction needs an encoder that learns).
         text_pooling (`"mean"` [ours] over the report's tokens, or `"cls"` [MedCPT]): the report representation.
-        mlm_probability (`float`, defaults to 0.15 [BERT]): read by the data collator (80 / 10 / 10 corruption).
+        mlm_probability (`float`, defaults to 0.15 [BERT]): share of the report tokens corrupted (80 / 10 / 10).
+        mlm_mask_token_id (`int`, defaults to 103: `[MASK]` of MedCPT's / BERT's uncased vocabulary): the family
+            sets it from the tokenizer.
         The MLM head (dense + GELU + LayerNorm, decoder tied to the word embeddings [BERT]) reads the report tokens.
 
     Disentanglement [MISA]:
@@ -129,6 +131,7 @@ class CgdmerConfig(PreTrainedConfig):
     freeze_text_encoder: bool = False  # [ours]
     text_pooling: str = "mean"  # [ours]; MedCPT: "cls"
     mlm_probability: float = 0.15  # [BERT]
+    mlm_mask_token_id: int = 103  # [MedCPT / BERT uncased vocabulary]
     # disentanglement [MISA]
     hidden_size: int = 256  # [MERL]
     feature_encoder_intermediate_size: int = 256  # [ours]
@@ -181,6 +184,9 @@ class CgdmerConfig(PreTrainedConfig):
             raise ValueError(f"mask_ratio / mask_lead_ratio / mask_time_ratio: {error}") from None
         if not 0 <= self.mlm_probability <= 1:
             raise ValueError(f"mlm_probability must lie in [0, 1], got {self.mlm_probability}.")
+        if not 0 <= self.mlm_mask_token_id < self.text_config.vocab_size:
+            raise ValueError(f"mlm_mask_token_id ({self.mlm_mask_token_id}) is not in the text vocabulary "
+                             f"(size {self.text_config.vocab_size}).")
         if self.reconstruction_norm not in RECONSTRUCTION_NORMS:
             raise ValueError(f"reconstruction_norm must be one of {RECONSTRUCTION_NORMS}, got {self.reconstruction_norm!r}.")
         if self.text_pooling not in TEXT_POOLINGS:

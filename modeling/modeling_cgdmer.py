@@ -28,8 +28,8 @@ from transformers.utils import ModelOutput
 from .configuration_cgdmer import CgdmerConfig
 from .ecg_layers import TransformerLayer, sinusoidal_position_embedding
 from .ecg_losses import GatherFn, siglip_loss
-from .ecg_masking import (IGNORE_INDEX, TokenMask, keep_tokens, spatiotemporal_mask, token_mask_from_mask,
-                          unshuffle_tokens)
+from .ecg_masking import (IGNORE_INDEX, TokenMask, keep_tokens, mask_tokens_for_mlm, spatiotemporal_mask,
+                          token_mask_from_mask, unshuffle_tokens)
 
 # ----------------------------------------------------------------------------------------------------------------------
 # ECG encoder and decoder over lead x time patches
@@ -261,8 +261,10 @@ class CgdmerModel(CgdmerPreTrainedModel):
 
     What each term sees:
 
-    - The collator draws the spatio-temporal patch mask (`ecg_mask`) and the MLM corruption of the reports
-      (`mlm_input_ids`, `mlm_labels`).
+    - The random masks are drawn here, in `forward`, from torch's global RNG (first the spatio-temporal patch mask,
+      then the MLM corruption of the reports), unless given (`ecg_mask`; `mlm_input_ids` + `mlm_labels`). Drawing
+      them at the step rather than in the data collator keeps a resumed run exact: Accelerate's data loader
+      collates one batch ahead, so collator draws would be taken before the checkpoint of the previous step.
     - `ecg_reconstruction`: the encoder sees the kept patches only; the decoder rebuilds all patches from the
       modality's [shared; specific] tokens (the encoder's tokens without disentanglement); MSE on the hidden ones.
     - `mlm`: the text encoder reads the corrupted report; the MLM head predicts the masked tokens from the report's
@@ -374,6 +376,7 @@ class CgdmerModel(CgdmerPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         mlm_input_ids: torch.Tensor | None = None,
         mlm_labels: torch.Tensor | None = None,
+        mlm_special_tokens_mask: torch.Tensor | None = None,
         ecg_mask: torch.Tensor | None = None,
         report_ids: torch.Tensor | None = None,
         return_loss: bool | None = None,
@@ -384,10 +387,12 @@ class CgdmerModel(CgdmerPreTrainedModel):
         input_values (`torch.FloatTensor` of shape `(B, num_leads, num_samples)`): ECGs from the feature extractor.
         input_ids, attention_mask (`(B, Lt)`): the report of each ECG, unmasked.
         mlm_input_ids, mlm_labels (`(B, Lt)`, *optional*): the same reports MLM-corrupted, and the original ids at the
-            corrupted positions (-100 elsewhere): the `mlm` term.
-        ecg_mask (`(B, num_patches)`, *optional*): 1 on the patches to hide (the same count in every row; drawn by
-            the collator with `spatiotemporal_mask`, else here from torch's global RNG): the `ecg_reconstruction`
-            term.
+            corrupted positions (-100 elsewhere): the `mlm` term. Drawn here when omitted (BERT's 80 / 10 / 10 with
+            `mlm_mask_token_id`, `mlm_probability`).
+        mlm_special_tokens_mask (`(B, Lt)`, *optional*): 1 on the tokens MLM never picks (the tokenizer's special
+            tokens); default: the first and the last token of each report ([CLS], [SEP]) and the padding.
+        ecg_mask (`(B, num_patches)`, *optional*): 1 on the patches to hide, the same count in every row (default:
+            `spatiotemporal_mask` drawn here): the `ecg_reconstruction` term.
         report_ids (`(B,)`, *optional*): equal ids = identical report text; SigLIP then counts those pairs as
             positives.
         return_loss (`bool`, *optional*): compute the enabled loss terms (default: when the model is training).
@@ -401,17 +406,21 @@ class CgdmerModel(CgdmerPreTrainedModel):
         if attention_mask is None and input_ids is not None:
             attention_mask = torch.ones_like(input_ids)
 
+        # the random masks of this step (given, or drawn now: the ECG mask first, then the MLM corruption)
+        if return_loss and cfg.use_ecg_reconstruction and ecg_mask is None:
+            ecg_mask = spatiotemporal_mask(input_values.shape[0], cfg.num_leads, cfg.num_patches_per_lead,
+                                           cfg.mask_ratio, cfg.mask_lead_ratio, cfg.mask_time_ratio,
+                                           cfg.mask_time_span).mask  # (B, L * T)
+        if return_loss and cfg.use_mlm and mlm_input_ids is None:
+            mlm_input_ids, mlm_labels = self.mask_reports(input_ids, attention_mask, mlm_special_tokens_mask)
+
         # masked passes (the generative terms)
         ecg_masked = token_mask = None
         if return_loss and cfg.use_ecg_reconstruction:
-            if ecg_mask is None:
-                ecg_mask = spatiotemporal_mask(input_values.shape[0], cfg.num_leads, cfg.num_patches_per_lead,
-                                               cfg.mask_ratio, cfg.mask_lead_ratio, cfg.mask_time_ratio,
-                                               cfg.mask_time_span).mask
             token_mask = token_mask_from_mask(ecg_mask.to(input_values.device))
             ecg_masked = self.encode_ecg(input_values, token_mask)
         text_masked = None
-        if return_loss and cfg.use_mlm and mlm_input_ids is not None:
+        if return_loss and cfg.use_mlm:
             text_masked = self.encode_text(mlm_input_ids, attention_mask)
 
         # the aligned (and disentangled) pass: unmasked, or the masked passes when configured so
@@ -470,6 +479,19 @@ class CgdmerModel(CgdmerPreTrainedModel):
             reconstruction_mask=token_mask.mask if token_mask is not None else None,
             mlm_logits=mlm_logits,
         )
+
+    def mask_reports(self, input_ids, attention_mask, special_tokens_mask=None):
+        """BERT's MLM corruption of the reports from torch's global RNG: (corrupted ids, labels), (B, Lt) each."""
+        cfg = self.config
+        never = attention_mask == 0  # (B, Lt) padding
+        if special_tokens_mask is not None:
+            never = never | special_tokens_mask.bool()
+        else:  # [CLS] first, [SEP] last
+            last = attention_mask.sum(dim=1, keepdim=True) - 1  # (B, 1)
+            positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
+            never = never | (positions == 0) | (positions == last)
+        return mask_tokens_for_mlm(input_ids, cfg.mlm_mask_token_id, cfg.text_config.vocab_size, cfg.mlm_probability,
+                                   never)
 
     def disentanglement_loss(self, ecg: CgdmerModalityFeatures, text: CgdmerModalityFeatures,
                              gather: GatherFn | None = None) -> torch.Tensor:

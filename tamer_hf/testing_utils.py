@@ -87,5 +87,6 @@ def tiny_cgdmer_model_and_processor(seed: int = 0, texts=(), tokenizer=None, **o
     tokenizer = tokenizer if tokenizer is not None else train_report_tokenizer(texts, vocab_size=300)
     text_config = local_text_config(tokenizer, "tiny", max_text_length=64)
     torch.manual_seed(seed)
-    config = CgdmerConfig(text_config=text_config.to_dict(), **{**MODEL_PRESETS["cgdmer-tiny"], **overrides})
+    fields = {"mlm_mask_token_id": tokenizer.mask_token_id, **MODEL_PRESETS["cgdmer-tiny"], **overrides}
+    config = CgdmerConfig(text_config=text_config.to_dict(), **fields)
     return CgdmerModel(config).eval(), make_processor(tokenizer, max_text_length=64)

@@ -347,26 +347,42 @@ def test_zero_shot_features_are_the_unmasked_shared_features_normalised(tokenize
     assert model.config.zero_shot_temperature == model.config.label_temperature == 0.1
 
 
-def test_collator_draws_masks_and_mlm_from_the_global_rng(tokenizer):
+def test_collator_is_deterministic_and_the_model_draws_the_masks_from_the_global_rng(tokenizer):
     model, processor = tiny_cgdmer_model_and_processor(tokenizer=tokenizer)
     ecgs = np.random.default_rng(0).normal(size=(4, 12, 2500)).astype(np.float32)  # 250 Hz: resampled to 5000
     rows = [{"ecg": ecg, "report_id": i} for ecg, i in zip(ecgs, REPORT_IDS.tolist())]
-    collator = CgdmerCollator(processor, REPORTS[:3], 250, model.config)
-    torch.manual_seed(4)
-    batch = collator(rows)
-    torch.manual_seed(4)
-    again = collator(rows)
-    assert batch.keys() == again.keys() == {"input_values", "input_ids", "attention_mask", "mlm_input_ids",
-                                            "mlm_labels", "ecg_mask", "report_ids"}
-    for key in batch:
-        assert torch.equal(batch[key], again[key]), key
-    assert batch["input_values"].shape == (4, 12, 5000)
-    assert (batch["ecg_mask"].sum(dim=1) == 90).all()
+    batch = CgdmerCollator(processor, REPORTS[:3], 250, model.config)(rows)  # draws nothing
+    assert batch.keys() == {"input_values", "input_ids", "attention_mask", "mlm_special_tokens_mask", "report_ids"}
+    assert batch["input_values"].shape == (4, 12, 5000) and torch.equal(batch["report_ids"], REPORT_IDS)
     special = torch.isin(batch["input_ids"], torch.tensor(processor.tokenizer.all_special_ids))
-    assert (batch["mlm_labels"][special] == IGNORE_INDEX).all()
-    assert torch.equal(batch["report_ids"], REPORT_IDS)
-    output = model(**batch, return_loss=True)  # the model takes the collator's batch as it is
-    assert output.loss_mlm is not None and output.loss_ecg_reconstruction is not None
+    assert torch.equal(batch["mlm_special_tokens_mask"], special)
+
+    # the model draws the ECG mask, then the MLM corruption, from the global RNG: reproducible under a seed ...
+    torch.manual_seed(4)
+    drawn = run(model, batch)
+    torch.manual_seed(4)
+    again = run(model, batch)
+    assert torch.equal(drawn.reconstruction_mask, again.reconstruction_mask) and float(drawn.loss) == float(again.loss)
+    assert (drawn.reconstruction_mask.sum(dim=1) == 90).all()
+    # ... and the same as the collator's own draws (draw_masks=True, for use outside the loop) under that seed
+    torch.manual_seed(4)
+    with_masks = CgdmerCollator(processor, REPORTS[:3], 250, model.config, draw_masks=True)(rows)
+    assert (with_masks["mlm_labels"][special] == IGNORE_INDEX).all()
+    assert torch.equal(with_masks["ecg_mask"], drawn.reconstruction_mask)
+    given = run(model, with_masks)
+    assert float(given.loss_mlm) == float(drawn.loss_mlm) and float(given.loss) == float(drawn.loss)
+
+
+def test_the_default_mlm_never_picks_cls_sep_or_padding(tokenizer):
+    model, processor = tiny_cgdmer_model_and_processor(tokenizer=tokenizer, mlm_probability=1.0)
+    tokens = processor(text=REPORTS)
+    torch.manual_seed(0)
+    corrupted, labels = model.mask_reports(tokens["input_ids"], tokens["attention_mask"])
+    special = torch.isin(tokens["input_ids"], torch.tensor(processor.tokenizer.all_special_ids))
+    assert torch.equal(labels == IGNORE_INDEX, special)  # every word picked, no special token or padding
+    assert torch.equal(labels[~special], tokens["input_ids"][~special])
+    assert model.config.mlm_mask_token_id == processor.tokenizer.mask_token_id
+    assert (corrupted == processor.tokenizer.mask_token_id).sum() > 0.6 * (~special).sum()
 
 
 def test_paper_configuration_sizes():
@@ -386,7 +402,7 @@ def test_paper_configuration_sizes():
 
 @pytest.mark.parametrize("bad", [
     dict(patch_size=300), dict(ecg_num_heads=5), dict(reconstruction_norm="frame"), dict(text_pooling="max"),
-    dict(siglip_reduction="max"), dict(mlm_probability=1.5), dict(mask_time_span=0),
+    dict(siglip_reduction="max"), dict(mlm_probability=1.5), dict(mask_time_span=0), dict(mlm_mask_token_id=40000),
     dict(use_siglip=False, use_ecg_reconstruction=False, use_mlm=False, use_disentanglement=False),
 ])
 def test_bad_configuration_values_are_named(bad):

@@ -162,12 +162,13 @@ def build(args, train_reports: list[str], tokenizer=None) -> tuple[CgdmerModel, 
         size = args.model_size or PRESET_LAYOUT[args.model_preset][0]
         text_config = local_text_config(tokenizer, size, args.max_text_length, args.cgdmer_local_text_hidden_size,
                                         args.cgdmer_local_text_layers)
-        model = CgdmerModel(CgdmerConfig(text_config=text_config.to_dict(), **fields))
+        model = CgdmerModel(CgdmerConfig(text_config=text_config.to_dict(), mlm_mask_token_id=tokenizer.mask_token_id,
+                                         **fields))
     else:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.text_encoder)
-        model = CgdmerModel.from_text_pretrained(args.text_encoder, **fields)
+        model = CgdmerModel.from_text_pretrained(args.text_encoder, mlm_mask_token_id=tokenizer.mask_token_id, **fields)
     return model, make_processor(tokenizer, args.max_text_length)
 
 
@@ -176,20 +177,23 @@ def build(args, train_reports: list[str], tokenizer=None) -> tuple[CgdmerModel, 
 
 
 class CgdmerCollator:
-    """Rows {ecg (12, T) mV, report_id} -> the model's inputs, every random choice from torch's global RNG:
+    """Rows {ecg (12, T) mV, report_id} -> the model's inputs:
 
     1. `input_values` through the feature extractor (the transform of inference);
-    2. `input_ids` / `attention_mask` of the reports, and with MLM their BERT corruption `mlm_input_ids` /
-       `mlm_labels` (80 / 10 / 10 with `[MASK]`, special tokens and padding never chosen);
-    3. with ECG reconstruction, `ecg_mask` (B, L x T): whole leads, time spans and random patches
-       (`spatiotemporal_mask`);
-    4. with `duplicate_positives`, `report_ids`, so SigLIP counts identical reports as positives.
+    2. `input_ids` / `attention_mask` of the reports, and `mlm_special_tokens_mask` (the tokens MLM never picks);
+    3. with `duplicate_positives`, `report_ids`, so SigLIP counts identical reports as positives.
+
+    It draws nothing at random: the model draws the spatio-temporal ECG mask and the MLM corruption in `forward`, from
+    torch's global RNG. Accelerate's data loader collates one batch ahead of the step, so draws made here would be
+    taken before the checkpoint of the previous step and a resumed run would repeat them differently.
+    `draw_masks=True` draws them here instead (`ecg_mask`, `mlm_input_ids`, `mlm_labels`, same RNG, same
+    functions), for use outside the training loop.
     """
 
     def __init__(self, processor: CgdmerProcessor, reports: list[str], sampling_rate: float, config: CgdmerConfig,
-                 duplicate_positives: bool = True):
+                 duplicate_positives: bool = True, draw_masks: bool = False):
         self.processor, self.reports, self.sampling_rate, self.config = processor, reports, sampling_rate, config
-        self.duplicate_positives = duplicate_positives
+        self.duplicate_positives, self.draw_masks = duplicate_positives, draw_masks
         tokenizer = processor.tokenizer
         self.special_ids = torch.tensor(sorted(set(tokenizer.all_special_ids)))
         self.mask_token_id, self.vocab_size = tokenizer.mask_token_id, len(tokenizer)
@@ -199,18 +203,20 @@ class CgdmerCollator:
         report_ids = torch.tensor([int(row["report_id"]) for row in rows])  # (B,)
         input_values = ecg_input_values(self.processor.feature_extractor, rows, self.sampling_rate)  # (B, 12, 5000)
         tokens = self.processor(text=[self.reports[i] for i in report_ids.tolist()])
+        special = torch.isin(tokens["input_ids"], self.special_ids)  # (B, Lt)
         batch = {"input_values": input_values, "input_ids": tokens["input_ids"],
-                 "attention_mask": tokens["attention_mask"]}
-        if cfg.use_mlm:
-            special = torch.isin(tokens["input_ids"], self.special_ids) | (tokens["attention_mask"] == 0)
-            batch["mlm_input_ids"], batch["mlm_labels"] = mask_tokens_for_mlm(
-                tokens["input_ids"], self.mask_token_id, self.vocab_size, cfg.mlm_probability, special
-            )
-        if cfg.use_ecg_reconstruction:
+                 "attention_mask": tokens["attention_mask"], "mlm_special_tokens_mask": special}
+        # the order of the model's own draws: the ECG mask, then the MLM corruption
+        if self.draw_masks and cfg.use_ecg_reconstruction:
             batch["ecg_mask"] = spatiotemporal_mask(
                 len(rows), cfg.num_leads, cfg.num_patches_per_lead, cfg.mask_ratio, cfg.mask_lead_ratio,
                 cfg.mask_time_ratio, cfg.mask_time_span,
             ).mask  # (B, L * T)
+        if self.draw_masks and cfg.use_mlm:
+            batch["mlm_input_ids"], batch["mlm_labels"] = mask_tokens_for_mlm(
+                tokens["input_ids"], self.mask_token_id, self.vocab_size, cfg.mlm_probability,
+                special | (tokens["attention_mask"] == 0),
+            )
         if self.duplicate_positives:
             batch["report_ids"] = report_ids
         return batch
