@@ -380,12 +380,14 @@ class TamerModel(TamerPreTrainedModel):
         text_model, loading = BertModel.from_pretrained(
             text_model_name_or_path, add_pooling_layer=with_pooler, output_loading_info=True
         )
+        missing = sorted(loading["missing_keys"])
+        if [key for key in missing if not key.startswith("pooler.")]:
+            raise ValueError(f"{text_model_name_or_path} does not fit a BERT encoder: no weights for {missing}.")
         config = TamerConfig(text_config=text_model.config.to_dict(), **config_kwargs)
         model = cls(config)
         model.text_model.load_state_dict(text_model.state_dict())  # the same architecture: strict
-        missing = sorted(loading["missing_keys"])
         loaded = [key for key in text_model.state_dict() if key not in missing]
-        parts = sorted({key.split(".")[0] if not key.startswith("encoder.layer.") else "encoder" for key in loaded})
+        parts = sorted({key.split(".")[0] for key in loaded})  # embeddings, encoder, pooler
         logger.info(f"Report encoder from {text_model_name_or_path}: loaded {len(loaded)} tensors ({', '.join(parts)}; "
                     f"{config.text_config.num_hidden_layers} layers); text_pooling={config.text_pooling!r}.")
         if loading["unexpected_keys"]:

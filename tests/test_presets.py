@@ -387,6 +387,19 @@ def test_from_text_pretrained_warns_when_the_checkpoint_has_no_pooler(saved_bert
     assert model.text_model.pooler is None and "Not used" in caplog.text and "pooler.dense.weight" in caplog.text
 
 
+def test_from_text_pretrained_refuses_a_checkpoint_that_is_not_a_bert_encoder(saved_bert, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    _, folder, _ = saved_bert
+    for file in folder.iterdir():
+        (tmp_path / file.name).write_bytes(file.read_bytes())
+    weights = load_file(tmp_path / "model.safetensors")
+    del weights["encoder.layer.1.output.dense.weight"]
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"does not fit a BERT encoder: no weights for \['encoder.layer.1.output"):
+        TamerModel.from_text_pretrained(str(tmp_path), **preset_fields("tiny"))
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # the pre-training script's switches
 
