@@ -153,8 +153,8 @@ class TamerConfig(PreTrainedConfig):
             raise ValueError("use_rlca=True needs use_spectrogram=True: RLCA aligns the ECG with its spectrogram. "
                              "Without the spectrogram branch set use_rlca=False too (Table 4 'time + report').")
         if self.use_spectrogram and not (self.use_rlca or self.use_wlai):
-            raise ValueError("use_spectrogram=True with neither RLCA nor WLAI builds a spectrogram encoder that nothing "
-                             "uses; set use_spectrogram=False.")
+            raise ValueError("use_spectrogram=True with neither RLCA nor WLAI builds a spectrogram encoder that "
+                             "nothing uses; set use_spectrogram=False.")
         if self.contrastive_reduction not in ("mean", "sum"):
             raise ValueError(f"contrastive_reduction must be 'mean' or 'sum', got {self.contrastive_reduction!r}.")
         if self.uecr_input not in ("embedding", "token_mean"):

@@ -16,7 +16,8 @@ PAPER_PARAMETERS = {"paper": 122.05e6, "merl": 114.27e6}
 
 
 def medcpt_text_config():
-    """The shape of `ncbi/MedCPT-Query-Encoder` (BERT-base: 30522 tokens, 768 x 12 layers, 512 positions); no weights."""
+    """The shape of `ncbi/MedCPT-Query-Encoder` (BERT-base: 30522 tokens, 768 x 12 layers, 512 positions), without
+    weights."""
     from transformers import BertConfig
 
     return BertConfig()
@@ -52,7 +53,8 @@ def format_table(rows: list[dict]) -> str:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Parameter counts of the TAMER presets (MedCPT-shaped report encoder).")
+    parser = argparse.ArgumentParser(description="Parameter counts of the TAMER presets (MedCPT-shaped report "
+                                     "encoder).")
     parser.add_argument("--model_size", choices=sorted(SIZE_PRESETS), help="put every preset at this size")
     print(format_table(parameter_table(parser.parse_args(argv).model_size)))
 

@@ -80,7 +80,8 @@ MODEL_PRESETS = {
         ecg_blocks_per_stage=[2, 2, 2, 2],  # MERL resnet1d.ResNet18 (TAMER's 114.27 M MERL is this variant)
         use_spectrogram=False, use_wlai=False, use_rlca=False, use_rgwr=False,
         pool_output_projection=True,  # AttentionPool2d(spacial_dim=313, embed_dim=256, num_heads=4).c_proj
-        uecr_projection_heads=True, uecr_input="token_mean", uecr_dropout=0.1,  # avgpool(downconv) -> linear1/2 -> Dropout
+        # avgpool(downconv(...)) -> linear1 / linear2 -> Dropout(0.1)
+        uecr_projection_heads=True, uecr_input="token_mean", uecr_dropout=0.1,
         text_pooling="pooler",  # get_text_emb: MedCPT pooler_output, frozen (no_grad)
         exclude_positive_from_denominator=False, contrastive_reduction="sum",  # clip_loss: CE(sim) + CE(sim.T)
         uecr_temperature=0.07, rada_temperature=0.07,  # clip_loss(temperature=0.07) for CMA and UMA

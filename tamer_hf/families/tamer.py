@@ -68,14 +68,15 @@ def check_arguments(args) -> None:
             raise ValueError(f"--{name} must be positive, got {getattr(args, name)}.")
     fields = model_fields(args)
     if fields.get("use_rlca", True) and not fields.get("use_spectrogram", True):
-        raise ValueError(f"--model_preset {args.model_preset} without the spectrogram branch keeps RLCA, which aligns the "
-                         "ECG with its spectrogram: add --no_rlca (or use --model_preset time-report).")
+        raise ValueError(f"--model_preset {args.model_preset} without the spectrogram branch keeps RLCA, which aligns "
+                         "the ECG with its spectrogram: add --no_rlca (or use --model_preset time-report).")
     try:
         config = TamerConfig(**fields)
     except ValueError as error:
         raise ValueError(f"--model_preset {args.model_preset} with these switches: {error}") from None
     if not config.enabled_losses:
-        raise ValueError(f"--model_preset {args.model_preset} with these switches has no loss term left; keep at least one.")
+        raise ValueError(f"--model_preset {args.model_preset} with these switches has no loss term left; keep at "
+                         "least one.")
 
 
 def model_fields(args) -> dict:
