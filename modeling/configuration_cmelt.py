@@ -203,7 +203,9 @@ class CmeltConfig(PreTrainedConfig):
         if self.mem_decoder_hidden_size % 2 != 0:
             raise ValueError("mem_decoder_hidden_size must be even (sine-cosine positions).")
         if not 0 <= self.mem_layer <= self.fusion_num_layers:
-            raise ValueError(f"mem_layer must lie in [0, fusion_num_layers={self.fusion_num_layers}], got {self.mem_layer}.")
+            raise ValueError(
+                f"mem_layer must lie in [0, fusion_num_layers={self.fusion_num_layers}], got {self.mem_layer}."
+            )
         if not 0 <= self.mem_mask_ratio < 1:
             raise ValueError(f"mem_mask_ratio must lie in [0, 1), got {self.mem_mask_ratio}.")
         for name in ("mlm_probability", "lead_mask_prob"):

@@ -162,7 +162,8 @@ class TransformerLayer(GradientCheckpointingLayer):
         self.cross_attention = MultiHeadAttention(dim, num_heads, attention_dropout) if cross_attention else None
         self.cross_attention_norm = nn.LayerNorm(dim, eps=layer_norm_eps) if cross_attention else None
         self.mlp = nn.Sequential(
-            nn.Linear(dim, intermediate_size), nn.GELU(), nn.Dropout(activation_dropout), nn.Linear(intermediate_size, dim)
+            nn.Linear(dim, intermediate_size), nn.GELU(), nn.Dropout(activation_dropout),
+            nn.Linear(intermediate_size, dim),
         )
         self.mlp_norm = nn.LayerNorm(dim, eps=layer_norm_eps)
         self.dropout = nn.Dropout(dropout)
@@ -179,7 +180,8 @@ class TransformerLayer(GradientCheckpointingLayer):
         )
         if self.cross_attention is not None:
             hidden = self._residual(
-                hidden, self.cross_attention_norm, lambda x: self.cross_attention(x, context, key_padding_mask=context_mask)
+                hidden, self.cross_attention_norm,
+                lambda x: self.cross_attention(x, context, key_padding_mask=context_mask),
             )
         return self._residual(hidden, self.mlp_norm, self.mlp)
 

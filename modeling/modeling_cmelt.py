@@ -314,8 +314,9 @@ class CmeltModel(CmeltPreTrainedModel):
       MEM on; `get_ecg_features` never masks.
     - SigLIP: the unimodal pooled features of this same masked pass (code: MEM-masked ECG, MLM-masked report); with
       `siglip_unmasked_inputs`, of a second pass of both encoders over the unmasked ECG (the conv features are
-      shared) and the unmasked report, which is what zero-shot classification sees. Labels: +1 for (ECG i, text i) when aligned, -1 for every other pair, so swapped
-      reports are negatives; with `report_ids` and `text_report_ids`, identical reports count as positives.
+      shared) and the unmasked report, which is what zero-shot classification sees. Labels: +1 for (ECG i, text i)
+      when aligned, -1 for every other pair, so swapped reports are negatives; with `report_ids` and
+      `text_report_ids`, identical reports count as positives.
     - ETM: the fused pass; target `is_aligned`.
     - MLM: the fused text stream. With `mlm_aligned_only` (default) only aligned pairs are scored: MLM means
       "recover the masked words of *this* ECG's report with the ECG's help" (paper §3.1); on a swapped pair the ECG
@@ -325,8 +326,8 @@ class CmeltModel(CmeltPreTrainedModel):
 
     Across processes (`gather`): SigLIP scores this process's ECGs against the texts of the global batch (exact: the
     mean over processes equals one process holding the whole batch); ETM is a per-pair mean, exact for equal
-    per-process batches; MLM and MEM average over this process's masked tokens ("mean" reductions), as DDP usually
-    does.
+    per-process batches; MEM hides the same number of tokens in every record, so its per-process mean is exact too;
+    MLM averages over this process's masked tokens ("mean", as DDP usually does), exact only with "sum".
     """
 
     def __init__(self, config: CmeltConfig):
@@ -401,8 +402,8 @@ class CmeltModel(CmeltPreTrainedModel):
         return self._zero_shot_embeds(self._pool_ecg(self.encode_ecg(input_values)))
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Report / prompt → T5 encoder (with its attention mask) → projection → unimodal pooler: (B, hidden_size),
-        L2-normalised unless `zero_shot_score="dot"`."""
+        """Report / prompt → T5 encoder (with its attention mask) → projection → unimodal pooler:
+        (B, hidden_size), L2-normalised unless `zero_shot_score="dot"`."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         return self._zero_shot_embeds(self.text_pooler(self.encode_text(input_ids, attention_mask), attention_mask))

@@ -28,7 +28,9 @@ class CmeltProcessor(ProcessorMixin):
             raise ValueError("CmeltProcessor needs `ecg`, `text` or both.")
         data = {}
         if ecg is not None:
-            data.update(self.feature_extractor(ecg, sampling_rate=sampling_rate, return_tensors=return_tensors, **kwargs))
+            data.update(
+                self.feature_extractor(ecg, sampling_rate=sampling_rate, return_tensors=return_tensors, **kwargs)
+            )
         if text is not None:
             if isinstance(text, str):
                 text = [text]

@@ -76,7 +76,8 @@ def test_folder_holds_safetensors_auto_map_and_only_shared_and_cmelt_code(saved)
                     "ecg_layers.py", "ecg_losses.py", "ecg_masking.py", "ecg_signal.py"}
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "cmelt" and config["text_config"]["model_type"] == "t5"
-    assert config["auto_map"] == {"AutoConfig": "configuration_cmelt.CmeltConfig", "AutoModel": "modeling_cmelt.CmeltModel"}
+    assert config["auto_map"] == {"AutoConfig": "configuration_cmelt.CmeltConfig",
+                                  "AutoModel": "modeling_cmelt.CmeltModel"}
     processor_config = json.loads((folder / "processor_config.json").read_text())
     assert processor_config["auto_map"]["AutoProcessor"] == "processing_cmelt.CmeltProcessor"
     for file in code:
