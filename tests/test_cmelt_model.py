@@ -414,3 +414,64 @@ def test_the_model_learns_a_small_batch(tokenizer):
     assert float(final.loss) < 0.7 * float(initial.loss), (float(initial.loss), float(final.loss))
     for term in ("mlm", "mem", "etm", "siglip"):
         assert float(final[f"loss_{term}"]) < float(initial[f"loss_{term}"]), term
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The family plug-in: build + collator, as the pre-training loop uses them
+
+
+class _OneProcess:
+    """What `make_collator` uses of an accelerate.Accelerator, for one process."""
+
+    device = torch.device("cpu")
+    is_main_process = True
+
+    def main_process_first(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    def print(self, *args):
+        pass
+
+
+def test_family_builds_a_model_whose_collator_feeds_every_loss(tmp_path):
+    from datasets_scripts.synthetic import iter_records
+
+    from tamer_hf.families import get_family
+    from tamer_hf.training import parse_args
+
+    family = get_family("cmelt")
+    args = parse_args(["--model_type", "cmelt", "--model_preset", "cmelt-tiny", "--output_dir", str(tmp_path),
+                       "--cmelt_local_vocab_size", "300"])
+    records = list(iter_records(16, seed=5))
+    reports = sorted({report for _, report, _ in records})
+    rows = [{"ecg": signal.astype(np.float32), "report_id": reports.index(report)} for signal, report, _ in records]
+    tokenizer = family.train_tokenizer(reports, args)
+    torch.manual_seed(0)
+    model, processor = family.build(args, reports, tokenizer)
+    assert model.config.enabled_losses == ["mlm", "mem", "etm", "siglip"]
+    assert processor.feature_extractor.normalization == "none" and processor.tokenizer.mask_token == "<extra_id_0>"
+    collator = family.make_collator(args, model, processor, reports, _OneProcess())
+    assert list((tmp_path / "n3s_cache").glob("n3s_embeddings_*.npy"))  # N3S embeddings cached under output_dir
+
+    torch.manual_seed(1)
+    batch = collator(rows)
+    torch.manual_seed(1)
+    again = collator(rows)
+    assert batch.keys() == again.keys() and all(torch.equal(batch[key], again[key]) for key in batch)  # global RNG
+    assert batch["input_values"].shape == (16, 12, 5000) and batch["mem_noise"].shape == (16, model.num_ecg_tokens)
+    assert (batch["is_aligned"] == 0).sum() == 8  # int(0.5 * B + U[0, 1)) swaps
+    dropped = batch["input_values"].abs().amax(dim=-1) == 0  # (B, 12): leads zeroed by random lead masking
+    assert 0.2 < dropped.float().mean() < 0.8
+    for row in range(16):  # swapped rows carry another report, before the MLM masking
+        own = processor.tokenizer(reports[rows[row]["report_id"]])["input_ids"]
+        carried = batch["input_ids"][row][batch["attention_mask"][row] == 1].tolist()
+        assert (carried == own) == bool(batch["is_aligned"][row])
+    labelled = batch["mlm_labels"] != -100
+    assert labelled.any() and torch.equal(batch["mlm_labels"][labelled], batch["input_ids"][labelled])
+    assert not labelled[batch["attention_mask"] == 0].any()  # never padding
+
+    output = model.train()(**batch, return_loss=True)
+    assert all(torch.isfinite(output[f"loss_{term}"]) for term in ("mlm", "mem", "etm", "siglip"))
+    output.loss.backward()
