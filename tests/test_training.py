@@ -203,7 +203,10 @@ def test_quick_start_defaults_and_paper_defaults():
     assert (quick.model_preset, quick.text_encoder, quick.dataset) == ("quick", "local", None)
     assert (quick.max_steps, quick.scheduler_t0, quick.zero_shot_template) == (800, 800, "{}.")
     assert args_for("--max_steps", "50").scheduler_t0 == 50
-    assert (paper.model_preset, paper.text_encoder, paper.batch_size, paper.num_train_epochs) == \
+    # the paper's batch is global (256 on one A100), however many processes share it
+    assert (paper.model_preset, paper.text_encoder, paper.global_batch_size, paper.num_train_epochs) == \
         ("paper", "ncbi/MedCPT-Query-Encoder", 256, 50)
     assert (paper.learning_rate, paper.weight_decay, paper.scheduler_t0) == (2e-4, 1e-7, 40000)
-    assert args_for("--dataset", "x", "--batch_size", "4").batch_size == 4  # explicit arguments win
+    assert (paper.optimizer, paper.lr_scheduler) == ("adamw", "cosine_restarts")
+    explicit = args_for("--dataset", "x", "--batch_size", "4")  # explicit arguments win: a per-process batch
+    assert (explicit.batch_size, explicit.global_batch_size) == (4, None)
