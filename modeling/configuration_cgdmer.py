@@ -59,7 +59,8 @@ class CgdmerConfig(PreTrainedConfig):
         text_config (`dict` or `BertConfig`): a BERT, default the shape of `ncbi/MedCPT-Query-Encoder` (BERT-base,
             30522 tokens) [MERL, MedCPT]; trained with the model (`freeze_text_encoder`, defaults to `False` [ours]:
             masked reconstruction needs an encoder that learns).
-        text_pooling (`"mean"` [ours] over the report's tokens, or `"cls"` [MedCPT]): the report representation.
+        text_pooling (`"mean"` [ours] over the report's words (the tokens between [CLS] and [SEP]), or `"cls"`
+            [MedCPT]): the report representation. Words only, so that a two-word label prompt is pooled as a report.
         mlm_probability (`float`, defaults to 0.15 [BERT]): share of the report tokens corrupted (80 / 10 / 10).
         mlm_mask_token_id (`int`, defaults to 103: `[MASK]` of MedCPT's / BERT's uncased vocabulary): the family
             sets it from the tokenizer.

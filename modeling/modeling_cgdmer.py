@@ -121,6 +121,15 @@ def reconstruction_targets(input_values: torch.Tensor, patch_size: int, norm: st
     return patches
 
 
+def word_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, Lt) bool: the tokens of each BERT input between its first ([CLS]) and its last real token ([SEP]); a
+    report of no word keeps those two."""
+    last = attention_mask.sum(dim=1, keepdim=True) - 1  # (B, 1)
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)[None, :]
+    words = (positions > 0) & (positions < last)
+    return torch.where(words.any(dim=1, keepdim=True), words, attention_mask.bool())
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Disentanglement and heads
 
@@ -354,8 +363,8 @@ class CgdmerModel(CgdmerPreTrainedModel):
         if self.config.text_pooling == "cls":
             weights = torch.zeros_like(attention_mask, dtype=tokens.dtype)
             weights[:, 0] = 1.0
-        else:
-            weights = attention_mask.to(tokens.dtype)
+        else:  # the words: between [CLS] and [SEP], so a 2-word prompt is not mostly [CLS] and [SEP]
+            weights = word_mask(attention_mask).to(tokens.dtype)
             weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1)
         return self._split(tokens, self.text_projection(tokens), self.text_specific_encoder, weights,
                            self.text_shared_norm)
@@ -487,9 +496,7 @@ class CgdmerModel(CgdmerPreTrainedModel):
         if special_tokens_mask is not None:
             never = never | special_tokens_mask.bool()
         else:  # [CLS] first, [SEP] last
-            last = attention_mask.sum(dim=1, keepdim=True) - 1  # (B, 1)
-            positions = torch.arange(input_ids.shape[1], device=input_ids.device)[None, :]
-            never = never | (positions == 0) | (positions == last)
+            never = never | ~word_mask(attention_mask)
         return mask_tokens_for_mlm(input_ids, cfg.mlm_mask_token_id, cfg.text_config.vocab_size, cfg.mlm_probability,
                                    never)
 

@@ -6,8 +6,10 @@ from transformers import BatchFeature, ProcessorMixin
 class CgdmerProcessor(ProcessorMixin):
     r"""Wraps a [`TamerFeatureExtractor`] and the report encoder's BERT tokenizer (MedCPT's, or a local WordPiece one).
 
-    CG-DMER is evaluated on MERL's benchmark, so its ECGs are prepared as MERL's: 500 Hz, 10 s, min-max scaled to
-    [0, 1] per record (the feature extractor's default). The reconstruction target is standardised inside the model.
+    ECGs are prepared at 500 Hz, 10 s (MERL's benchmark) and each lead is standardised over the record
+    (`normalization="zscore"`, set by the CG-DMER family): the linear patch embedding then sees zero-mean, unit-scale
+    patches, as a ViT expects, instead of MERL's min-max [0, 1] record whose shared baseline dominates every patch.
+    The price is the leads' relative amplitudes. The reconstruction target is standardised again inside the model.
 
     Args:
         feature_extractor ([`TamerFeatureExtractor`]): prepares ECGs (resampling to 500 Hz, 10 s, lead order, scaling).

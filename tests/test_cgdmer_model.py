@@ -347,6 +347,18 @@ def test_zero_shot_features_are_the_unmasked_shared_features_normalised(tokenize
     assert model.config.zero_shot_temperature == model.config.label_temperature == 0.1
 
 
+def test_report_features_pool_the_words_between_cls_and_sep(tokenizer):
+    model, processor = tiny_cgdmer_model_and_processor(tokenizer=tokenizer)
+    tokens = processor(text=REPORTS + ["af."])
+    with torch.no_grad():
+        pooled = model.encode_text(tokens["input_ids"], tokens["attention_mask"]).shared
+        hidden = model.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+        shared_tokens = model.shared_encoder(model.text_projection(hidden.last_hidden_state))  # (B, Lt, D)
+        for row, length in enumerate(tokens["attention_mask"].sum(dim=1).tolist()):
+            words = shared_tokens[row, 1:length - 1].mean(dim=0)  # [CLS] and [SEP] left out
+            torch.testing.assert_close(pooled[row], model.text_shared_norm(words[None])[0])
+
+
 def test_collator_is_deterministic_and_the_model_draws_the_masks_from_the_global_rng(tokenizer):
     model, processor = tiny_cgdmer_model_and_processor(tokenizer=tokenizer)
     ecgs = np.random.default_rng(0).normal(size=(4, 12, 2500)).astype(np.float32)  # 250 Hz: resampled to 5000

@@ -33,6 +33,8 @@ from . import ModelFamily, ecg_input_values
 
 PAPER_TEXT_ENCODER = "ncbi/MedCPT-Query-Encoder"  # [ours: MERL's report encoder; the paper's is not known]
 LOCAL_TEXT_ENCODER = "local"  # a WordPiece tokenizer trained on the corpus' reports + a small BERT trained with the model
+# ECG scaling of the feature extractor: each lead standardised over the record [ours]; see CgdmerProcessor
+FEATURE_NORMALIZATION = "zscore"
 
 # Sizes. paper: every CgdmerConfig default (ViT-B over 0.25 s patches as ST-MEM, MedCPT-shaped BERT; our choices,
 # the paper gives none). quick: the offline quick start on 2 CPU cores. tiny: tests.
@@ -75,7 +77,7 @@ PAPER_DEFAULTS = dict(
     max_text_length=256, precise_bn_batches=0, eval_steps=2000, checkpointing_steps=2000, logging_steps=50,
 )
 QUICK_START_DEFAULTS = dict(
-    model_preset="cgdmer-quick", text_encoder=LOCAL_TEXT_ENCODER, optimizer="adamw", learning_rate=5e-4,
+    model_preset="cgdmer-quick", text_encoder=LOCAL_TEXT_ENCODER, optimizer="adamw", learning_rate=1e-3,
     weight_decay=0.01, lr_scheduler="cosine", warmup_steps=50, max_steps=800, global_batch_size=32,
     max_text_length=64, precise_bn_batches=0, eval_steps=200, checkpointing_steps=200, logging_steps=10,
 )
@@ -138,7 +140,7 @@ def train_tokenizer(reports: list[str], args):
 
 
 def make_processor(tokenizer, max_text_length: int) -> CgdmerProcessor:
-    return CgdmerProcessor(TamerFeatureExtractor(), tokenizer, max_text_length)
+    return CgdmerProcessor(TamerFeatureExtractor(normalization=FEATURE_NORMALIZATION), tokenizer, max_text_length)
 
 
 def local_text_config(tokenizer, size: str, max_text_length: int, hidden_size: int | None = None,
