@@ -36,6 +36,10 @@ LOCAL_TEXT_ENCODER = "local"  # a WordPiece tokenizer trained on the corpus' rep
 # ECG scaling of the feature extractor: each lead standardised over the record [ours]; see CgdmerProcessor
 FEATURE_NORMALIZATION = "zscore"
 
+# SigLIP's bias starts at -10 for its 32k-pair batches; a learnable bias moves by about the learning rate per step, so
+# a short run at batch 32 keeps it near where it starts. -3.5 ~ -log 32, the log-odds of a positive pair in a batch of
+# 32 [ours]; measured on 400-step quick runs: held-out macro-AUC 0.799 against 0.723 with -10.
+SMALL_BATCH_SIGLIP_BIAS = -3.5
 # Sizes. paper: every CgdmerConfig default (ViT-B over 0.25 s patches as ST-MEM, MedCPT-shaped BERT; our choices,
 # the paper gives none). quick: the offline quick start on 2 CPU cores. tiny: tests.
 SIZES = {
@@ -44,11 +48,13 @@ SIZES = {
         patch_size=250, ecg_hidden_size=128, ecg_num_layers=3, ecg_num_heads=4, ecg_intermediate_size=256,
         mask_time_span=2, decoder_hidden_size=64, decoder_num_layers=1, decoder_num_heads=4,
         decoder_intermediate_size=128, hidden_size=64, feature_encoder_intermediate_size=64,
+        siglip_logit_bias_init=SMALL_BATCH_SIGLIP_BIAS,
     ),
     "tiny": dict(
         patch_size=500, ecg_hidden_size=32, ecg_num_layers=1, ecg_num_heads=2, ecg_intermediate_size=64,
         mask_time_span=1, decoder_hidden_size=16, decoder_num_layers=1, decoder_num_heads=2,
         decoder_intermediate_size=32, hidden_size=16, feature_encoder_intermediate_size=16,
+        siglip_logit_bias_init=SMALL_BATCH_SIGLIP_BIAS,
     ),
 }
 # The local BERT of each size with --text_encoder local: (hidden size, layers, heads)
