@@ -454,7 +454,7 @@ def test_the_model_learns_a_small_batch(tokenizer):
     initial = run(model, batch)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(20):
+    for _ in range(40):
         optimizer.zero_grad()
         model(**batch, return_loss=True).loss.backward()
         optimizer.step()

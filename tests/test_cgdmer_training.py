@@ -30,6 +30,39 @@ def pretrain_in_process(*argv):
     return script.main(list(argv))
 
 
+# A short run of the quick start (150 of its 800 steps, 1500 of its 4000 records) with a fixed word-level vocabulary.
+# Measured on this run: 0.707 held-out macro-AUC, the same in repeated runs (the full quick start: 0.85); chance 0.5.
+AUC_FLOOR = 0.65
+SHORT_QUICK_RUN = ["--model_type", "cgdmer", "--model_preset", "cgdmer-quick", "--synthetic_records", "1500",
+                   "--max_steps", "150", "--eval_steps", "0", "--checkpointing_steps", "0", "--report_to", "none"]
+
+
+def word_level_tokenizer(folder, texts) -> str:
+    """Every word of `texts` (and the clinical statements) in sorted order: a trained WordPiece vocabulary differs
+    from run to run, which moves a short run's AUC by a few hundredths; this one is the same every time."""
+    import re
+
+    from transformers import BertTokenizer
+
+    from tamer_hf.text import CLINICAL_STATEMENTS, SPECIAL_TOKENS
+
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", " ".join([*CLINICAL_STATEMENTS, *texts]).lower())))
+    BertTokenizer(vocab={word: index for index, word in enumerate(SPECIAL_TOKENS + words)}).save_pretrained(str(folder))
+    return str(folder)
+
+
+def test_a_short_quick_run_learns_zero_shot_diagnosis(tmp_path):
+    from datasets_scripts import synthetic
+
+    reports = synthetic.generate(num_records=1500, seed=42)["train"]["report"]
+    tokenizer = word_level_tokenizer(tmp_path / "tokenizer", reports)
+    summary = pretrain_in_process(*SHORT_QUICK_RUN, "--tokenizer", tokenizer, "--output_dir", str(tmp_path / "run"))
+    assert summary["completed_steps"] == 150 and summary["model_preset"] == "cgdmer-quick"
+    assert summary["loss_terms"] == ["siglip", "ecg_reconstruction", "mlm", "disentanglement"]
+    assert summary["test"]["num_records"] >= 150
+    assert summary["test"]["macro_auc"] >= AUC_FLOOR, summary["test"]
+
+
 @pytest.mark.parametrize("preset, terms", [
     ("cgdmer-v1", ["siglip"]),
     ("cgdmer-v2", ["siglip", "ecg_reconstruction"]),
