@@ -189,7 +189,8 @@ class CgdmerConfig(PreTrainedConfig):
             raise ValueError(f"mlm_mask_token_id ({self.mlm_mask_token_id}) is not in the text vocabulary "
                              f"(size {self.text_config.vocab_size}).")
         if self.reconstruction_norm not in RECONSTRUCTION_NORMS:
-            raise ValueError(f"reconstruction_norm must be one of {RECONSTRUCTION_NORMS}, got {self.reconstruction_norm!r}.")
+            raise ValueError(f"reconstruction_norm must be one of {RECONSTRUCTION_NORMS}, "
+                             f"got {self.reconstruction_norm!r}.")
         if self.text_pooling not in TEXT_POOLINGS:
             raise ValueError(f"text_pooling must be one of {TEXT_POOLINGS}, got {self.text_pooling!r}.")
         if self.siglip_reduction not in REDUCTIONS:

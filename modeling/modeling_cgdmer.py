@@ -353,7 +353,8 @@ class CgdmerModel(CgdmerPreTrainedModel):
         self._check_input_values(input_values)
         tokens = self.ecg_encoder(input_values, token_mask)  # (B, n, ecg width)
         weights = tokens.new_full(tokens.shape[:2], 1.0 / tokens.shape[1])  # mean over the patches
-        return self._split(tokens, self.ecg_projection(tokens), self.ecg_specific_encoder, weights, self.ecg_shared_norm)
+        return self._split(tokens, self.ecg_projection(tokens), self.ecg_specific_encoder, weights,
+                           self.ecg_shared_norm)
 
     def encode_text(self, input_ids, attention_mask=None) -> CgdmerModalityFeatures:
         """Report tokens (B, Lt) -> BERT tokens, shared / specific features (pooled over the words, or [CLS])."""

@@ -29,7 +29,8 @@ class CgdmerProcessor(ProcessorMixin):
             raise ValueError("CgdmerProcessor needs `ecg`, `text` or both.")
         data = {}
         if ecg is not None:
-            data.update(self.feature_extractor(ecg, sampling_rate=sampling_rate, return_tensors=return_tensors, **kwargs))
+            data.update(self.feature_extractor(ecg, sampling_rate=sampling_rate, return_tensors=return_tensors,
+                                               **kwargs))
         if text is not None:
             if isinstance(text, str):
                 text = [text]

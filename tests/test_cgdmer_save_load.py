@@ -164,7 +164,8 @@ def test_a_fresh_process_gives_identical_outputs(saved, tmp_path, mode):
     for name, (model_module, pipeline_module, task) in modules.items():
         assert task == "zero-shot-ecg-classification"
         if mode == "remote_code":
-            assert model_module.startswith("transformers_modules") and pipeline_module.startswith("transformers_modules")
+            assert model_module.startswith("transformers_modules")
+            assert pipeline_module.startswith("transformers_modules")
         else:
             assert model_module.startswith("tamer_hf.") and pipeline_module.startswith("tamer_hf."), model_module
         got = np.load(tmp_path / f"{mode}-{name}.npz")

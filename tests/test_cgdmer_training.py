@@ -150,7 +150,8 @@ def test_a_killed_run_resumes_exactly(tmp_path):
     train_report_tokenizer(reports, vocab_size=300).save_pretrained(str(tmp_path / "tokenizer"))
     tokenizer = ["--tokenizer", str(tmp_path / "tokenizer")]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
-    pretrain_subprocess(*tokenizer, "--output_dir", str(straight), "--save_every_loss", str(tmp_path / "straight.jsonl"))
+    pretrain_subprocess(*tokenizer, "--output_dir", str(straight), "--save_every_loss",
+                        str(tmp_path / "straight.jsonl"))
     pretrain_subprocess(*tokenizer, "--output_dir", str(killed), "--save_every_loss", str(tmp_path / "killed.jsonl"),
                         "--simulate_kill_at_step", "3", expect_kill=True)
     assert sorted(losses(tmp_path / "killed.jsonl")) == [1, 2, 3]

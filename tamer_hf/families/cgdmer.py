@@ -32,7 +32,7 @@ from ..modeling.processing_cgdmer import CgdmerProcessor
 from . import ModelFamily, ecg_input_values
 
 PAPER_TEXT_ENCODER = "ncbi/MedCPT-Query-Encoder"  # [ours: MERL's report encoder; the paper's is not known]
-LOCAL_TEXT_ENCODER = "local"  # a WordPiece tokenizer trained on the corpus' reports + a small BERT trained with the model
+LOCAL_TEXT_ENCODER = "local"  # a WordPiece tokenizer trained on the corpus' reports + a small BERT trained along
 # ECG scaling of the feature extractor: each lead standardised over the record [ours]; see CgdmerProcessor
 FEATURE_NORMALIZATION = "zscore"
 
@@ -230,7 +230,8 @@ class CgdmerCollator:
         return batch
 
 
-def make_collator(args, model: CgdmerModel, processor: CgdmerProcessor, reports: list[str], accelerator) -> CgdmerCollator:
+def make_collator(args, model: CgdmerModel, processor: CgdmerProcessor, reports: list[str],
+                  accelerator) -> CgdmerCollator:
     config = model.config
     accelerator.print(f"CG-DMER terms: {', '.join(config.enabled_losses)}; ECG patches {config.num_leads} leads x "
                       f"{config.num_patches_per_lead} (patch {config.patch_size} samples)")
