@@ -1,10 +1,10 @@
 """The CG-DMER family for the pre-training loop: presets (sizes x the paper's Table 3 variants), the BERT report
-encoder (MedCPT or a local one, trained with the model), and the data collator that draws the spatio-temporal ECG
-masks and the MLM corruption of the reports.
+encoder (MedCPT or a local one, trained with the model), and the data collator (ECGs and report tokens; the model
+draws the spatio-temporal ECG masks and the MLM corruption at each step, see `CgdmerCollator`).
 
 The paper (arXiv 2602.21154) states no optimiser, batch or schedule. With `--dataset` the defaults are ours, from the
 work it builds on: AdamW lr 2e-4 and 50 epochs at a global batch of 256 (MERL, whose benchmark the paper reports on),
-weight decay 0.05 (ST-MEM / MAE), a cosine schedule after 1000 warm-up steps, frozen nothing, reports up to 256
+weight decay 0.05 (ST-MEM / MAE), a cosine schedule after 1000 warm-up steps, nothing frozen, reports up to 256
 tokens (MERL). With no `--dataset`, the offline quick start replaces them.
 
 Presets: a size (`paper`, `quick`, `tiny`) with a variant (`v1` ... `v4`, the paper's Table 3):
