@@ -17,6 +17,7 @@ per-process micro-batch instead.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -277,6 +278,29 @@ class ReportTable:
         if len(ids) and any(not text.strip() for text in index):
             raise InputError("the training split has empty reports; drop them first (datasets_scripts does).")
         return cls(list(index), ids)
+
+
+class BatchSeededCollator:
+    """The family's collator, its random draws (masks, negatives) seeded by the batch itself.
+
+    Each call seeds torch's CPU RNG from `--seed` and the batch's row indices in order, inside `fork_rng`, so a
+    batch's draws depend on nothing but the batch: not on how far the DataLoader prefetched (Accelerate fetches the
+    next batch before the current step ends, so a checkpoint's RNG state is already past it), on worker processes, or
+    on a resume. The global RNG that the model's own draws (dropout, masks drawn in `forward`) use is left untouched.
+    Rows carry `row_index`, their position in the training split.
+    """
+
+    def __init__(self, collate, seed: int):
+        self.collate, self.seed = collate, seed
+
+    def batch_seed(self, rows: list[dict]) -> int:
+        key = np.array([self.seed] + [int(row["row_index"]) for row in rows], dtype=np.int64)
+        return int.from_bytes(hashlib.blake2b(key.tobytes(), digest_size=8).digest(), "little") >> 1
+
+    def __call__(self, rows: list[dict]) -> dict:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.batch_seed(rows))
+            return self.collate(rows)
 
 
 def shared_tokenizer(accelerator, family: ModelFamily, reports: list[str], args):
@@ -628,6 +652,7 @@ def pretrain(args) -> dict:
         train_set = train_set.select(range(min(args.max_train_samples, len(train_set))))
     reports = ReportTable.from_reports(train_set["report"])
     train_set = train_set.select_columns(["ecg"]).add_column("report_id", reports.row_report_ids.tolist())
+    train_set = train_set.add_column("row_index", list(range(len(train_set))))  # seeds each batch's draws
     train_set = train_set.with_format("numpy")
     validation_set = corpus.get(args.validation_split) if has_labels(corpus.get(args.validation_split)) else None
     test_set = corpus.get(args.test_split) if has_labels(corpus.get(args.test_split)) else None
@@ -642,8 +667,8 @@ def pretrain(args) -> dict:
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     config = model.config
     model.to(accelerator.device)
-    collator = family.make_collator(args, model, processor, reports.reports, accelerator)
-    # From here on each process draws its own masks and negatives (checkpoints restore every process's RNG).
+    collator = BatchSeededCollator(family.make_collator(args, model, processor, reports.reports, accelerator), args.seed)
+    # From here on each process has its own stream for the model's draws (checkpoints restore every process's RNG).
     set_seed(args.seed + accelerator.process_index)
     train_loader = DataLoader(
         train_set, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collator,

@@ -1,13 +1,9 @@
 """CG-DMER through `examples/pretrain.py`: a short quick-size run learns zero-shot diagnosis, the paper's four Table 3
-variants each train and reload, custom Parquet data trains, bad options are named, and a run killed after a
-checkpoint resumes exactly."""
+variants each train and reload, custom Parquet data trains and bad options are named. Kill-and-resume:
+tests/test_resume_families.py."""
 
 import importlib.util
-import json
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import load_file
@@ -114,56 +110,3 @@ def test_quick_start_and_paper_defaults():
     assert (quick.model_preset, quick.text_encoder, quick.dataset) == ("cgdmer-quick", "local", None)
     assert (paper.model_preset, paper.text_encoder) == ("cgdmer-paper", "ncbi/MedCPT-Query-Encoder")
     assert (paper.global_batch_size, paper.num_train_epochs, paper.learning_rate) == (256, 50, 2e-4)
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Kill and resume (the pattern of tests/test_training_resume.py, at tiny size)
-
-# 48 training records / (8 x 2) -> 3 optimizer steps per epoch; a checkpoint at 2; killed after step 3
-RESUME_RUN = ["--model_type", "cgdmer", "--model_preset", "cgdmer-tiny", "--synthetic_records", "60",
-              "--batch_size", "8", "--gradient_accumulation_steps", "2", "--max_steps", "5", "--checkpointing_steps",
-              "2", "--eval_steps", "0", "--logging_steps", "1", "--report_to", "none", "--seed", "7"]
-
-
-def pretrain_subprocess(*extra, expect_kill=False):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    done = subprocess.run([sys.executable, SCRIPT, *RESUME_RUN, *extra], env=env, capture_output=True, text=True,
-                          timeout=600)
-    if expect_kill:
-        assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-3000:])
-    else:
-        assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-def losses(path) -> dict[int, float]:
-    with open(path) as handle:
-        return {row["step"]: row["loss"] for row in map(json.loads, handle)}  # a re-run step overwrites
-
-
-def test_a_killed_run_resumes_exactly(tmp_path):
-    from datasets_scripts import synthetic
-    from tamer_hf.text import train_report_tokenizer
-
-    # one vocabulary for both runs: a trained WordPiece vocabulary differs from run to run
-    reports = synthetic.generate(60, seed=7)["train"]["report"]
-    train_report_tokenizer(reports, vocab_size=300).save_pretrained(str(tmp_path / "tokenizer"))
-    tokenizer = ["--tokenizer", str(tmp_path / "tokenizer")]
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
-    pretrain_subprocess(*tokenizer, "--output_dir", str(straight), "--save_every_loss",
-                        str(tmp_path / "straight.jsonl"))
-    pretrain_subprocess(*tokenizer, "--output_dir", str(killed), "--save_every_loss", str(tmp_path / "killed.jsonl"),
-                        "--simulate_kill_at_step", "3", expect_kill=True)
-    assert sorted(losses(tmp_path / "killed.jsonl")) == [1, 2, 3]
-    assert sorted(os.listdir(killed / "checkpoints")) == ["step_2"] and not (killed / "model.safetensors").exists()
-    resumed = pretrain_subprocess(*tokenizer, "--output_dir", str(killed), "--save_every_loss",
-                                  str(tmp_path / "resumed.jsonl"), "--resume_from_checkpoint", "latest")
-    assert "Resumed from" in resumed.stdout + resumed.stderr
-    before, after = losses(tmp_path / "straight.jsonl"), losses(tmp_path / "resumed.jsonl")
-    assert sorted(after) == [3, 4, 5]  # continues at step 3, across the epoch boundary after step 3
-    for step in after:
-        assert abs(after[step] - before[step]) <= 1e-6, (step, after[step], before[step])
-    assert len(set(before.values())) == len(before)  # the losses really change from step to step
-    a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
-    assert a.keys() == b.keys()
-    assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) <= 1e-5

@@ -13,8 +13,10 @@ The contract, in the order the loop uses it:
 4. `build(args, reports, tokenizer)` returns `(model, processor)`: a randomly initialised model of
    `--model_preset` (its text encoder pretrained from `--text_encoder`, or local with `tokenizer`).
 5. `make_collator(args, model, processor, reports, accelerator)` returns a callable turning training rows
-   `{"ecg": (12, T) float32 mV, "report_id": int}` into the model's keyword arguments (tokenising, masking,
-   negative sampling: every random choice from torch's global RNG, which checkpoints restore per process).
+   `{"ecg": (12, T) float32 mV, "report_id": int, "row_index": int}` into the model's keyword arguments
+   (tokenising, masking, negative sampling). Every random choice comes from torch's global RNG, which the loop seeds
+   per batch from `--seed` and the batch's row indices (`training.BatchSeededCollator`): a batch's draws are the same
+   whatever the prefetching, the workers or a resume.
 6. The loop calls `model(**batch, return_loss=True, gather=gather)`; the output has `loss` and one `loss_<term>` per
    entry of `loss_terms` (None when the term is off). `use_<term>` config fields switch the terms
    (`--no_<term>` on the command line).
