@@ -26,6 +26,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_cgdmer import CgdmerConfig
+from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
 from .ecg_layers import TransformerLayer, sinusoidal_position_embedding
 from .ecg_losses import GatherFn, siglip_loss
 from .ecg_masking import (IGNORE_INDEX, TokenMask, keep_tokens, mask_tokens_for_mlm, spatiotemporal_mask,
@@ -370,9 +371,14 @@ class CgdmerModel(CgdmerPreTrainedModel):
         return self._split(tokens, self.text_projection(tokens), self.text_specific_encoder, weights,
                            self.text_shared_norm)
 
+    def ecg_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Unmasked ECG -> pooled shared feature before L2 normalisation: (B, hidden_size) (what the fine-tuning
+        head reads)."""
+        return self.encode_ecg(input_values).shared
+
     def get_ecg_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """Unmasked ECG -> pooled shared feature, L2-normalised: (B, hidden_size). Zero-shot score = cosine."""
-        return F.normalize(self.encode_ecg(input_values).shared, dim=-1)
+        """`ecg_embedding`, L2-normalised: (B, hidden_size). Zero-shot score = cosine."""
+        return F.normalize(self.ecg_embedding(input_values), dim=-1)
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Report / prompt -> pooled shared feature, L2-normalised: (B, hidden_size)."""
@@ -528,5 +534,37 @@ class CgdmerModel(CgdmerPreTrainedModel):
         return model
 
 
-__all__ = ["CgdmerModel", "CgdmerOutput", "CgdmerPreTrainedModel", "masked_mean", "mlm_loss", "orthogonality_loss",
+# ----------------------------------------------------------------------------------------------------------------------
+# Fine-tuning head
+
+# what diagnosis never runs: the report side, the ECG-specific encoder and the reconstruction / MLM heads
+CGDMER_UNUSED_FOR_CLASSIFICATION = ("text_model", "text_projection", "text_shared_norm", "text_specific_encoder",
+                                    "ecg_specific_encoder", "ecg_decoder", "mlm_head")
+
+
+class CgdmerForECGClassification(ECGClassificationMixin, CgdmerPreTrainedModel):
+    """CG-DMER's ECG encoder, projection and shared encoder (`CgdmerModel.ecg_embedding`: the pooled shared feature
+    that zero-shot scores, before normalisation) and the shared multi-label head (`ecg_classification.py`). The
+    report side, the ECG-specific encoder (modality-private by design, MISA) and the reconstruction and MLM heads are
+    not built.
+
+    `CgdmerForECGClassification.from_pretrained(pretrained_cgdmer_folder, num_labels=C, id2label=...)` loads the
+    pre-trained weights into `self.cgdmer` and initialises `classifier`. Auto class: `AutoModelForAudioClassification`.
+    """
+
+    input_modalities = ("time",)
+    _keys_to_ignore_on_load_unexpected = [unused_keys_pattern(CGDMER_UNUSED_FOR_CLASSIFICATION)]
+
+    def __init__(self, config: CgdmerConfig):
+        super().__init__(config)
+        self.cgdmer = without_modules(CgdmerModel(config), CGDMER_UNUSED_FOR_CLASSIFICATION)
+        self.cgdmer.ecg_specific_encoder = None  # encode_ecg then computes the shared feature only
+        self.classifier = classification_head(config, config.hidden_size)
+        self.post_init()
+
+    def ecg_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
+        return self.cgdmer.ecg_embedding(input_values)  # (B, hidden_size), before normalisation
+
+
+__all__ = ["CgdmerForECGClassification", "CgdmerModel", "CgdmerOutput", "CgdmerPreTrainedModel", "masked_mean", "mlm_loss", "orthogonality_loss",
            "reconstruction_loss", "reconstruction_targets"]

@@ -27,6 +27,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_cmelt import CmeltConfig
+from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
 from .ecg_layers import TransformerLayer, sinusoidal_position_embedding
 from .ecg_losses import GatherFn, siglip_loss
 from .ecg_masking import IGNORE_INDEX, TokenMask, keep_tokens, random_token_mask, unshuffle_tokens
@@ -396,10 +397,14 @@ class CmeltModel(CmeltPreTrainedModel):
     def _zero_shot_embeds(self, pooled):
         return F.normalize(pooled, dim=-1) if self.config.zero_shot_score == "cosine" else pooled
 
+    def ecg_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
+        """Unmasked ECG → encoder → projection → unimodal pooler: (B, hidden_size), before any normalisation (what
+        the fine-tuning head reads)."""
+        return self._pool_ecg(self.encode_ecg(input_values))
+
     def get_ecg_features(self, input_values: torch.Tensor) -> torch.Tensor:
-        """Unmasked ECG → encoder → projection → unimodal pooler: (B, hidden_size), L2-normalised unless
-        `zero_shot_score="dot"`."""
-        return self._zero_shot_embeds(self._pool_ecg(self.encode_ecg(input_values)))
+        """`ecg_embedding`, L2-normalised unless `zero_shot_score="dot"`: (B, hidden_size)."""
+        return self._zero_shot_embeds(self.ecg_embedding(input_values))
 
     def get_text_features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Report / prompt → T5 encoder (with its attention mask) → projection → unimodal pooler:
@@ -572,4 +577,35 @@ def mem_loss(predictions: torch.Tensor, targets: torch.Tensor, mask: torch.Tenso
     return (squared.mean(dim=-1) * mask).sum() / mask.sum().clamp_min(1)
 
 
-__all__ = ["CmeltModel", "CmeltOutput", "CmeltPreTrainedModel", "etm_loss", "mem_loss", "mem_targets", "mlm_loss"]
+# ----------------------------------------------------------------------------------------------------------------------
+# Fine-tuning head
+
+# what diagnosis never runs: the report side, the fusion module and the pre-training heads
+CMELT_UNUSED_FOR_CLASSIFICATION = ("text_model", "text_projection", "text_pooler", "fusion", "mlm_head", "mem_decoder",
+                                   "fused_text_pooler", "fused_ecg_pooler", "etm_head")
+
+
+class CmeltForECGClassification(ECGClassificationMixin, CmeltPreTrainedModel):
+    """C-MELT's ECG encoder, projection and unimodal pooler (`CmeltModel.ecg_embedding`, the feature of the paper's
+    linear probe and fine-tuning) and the shared multi-label head (`ecg_classification.py`). The T5 encoder, the
+    fusion module and the MLM / MEM / ETM heads are not built; the SigLIP scale and bias stay (two scalars).
+
+    `CmeltForECGClassification.from_pretrained(pretrained_cmelt_folder, num_labels=C, id2label=...)` loads the
+    pre-trained weights into `self.cmelt` and initialises `classifier`. Auto class: `AutoModelForAudioClassification`
+    (why: `TamerForECGClassification`'s docstring).
+    """
+
+    input_modalities = ("time",)
+    _keys_to_ignore_on_load_unexpected = [unused_keys_pattern(CMELT_UNUSED_FOR_CLASSIFICATION)]
+
+    def __init__(self, config: CmeltConfig):
+        super().__init__(config)
+        self.cmelt = without_modules(CmeltModel(config), CMELT_UNUSED_FOR_CLASSIFICATION)
+        self.classifier = classification_head(config, config.hidden_size)
+        self.post_init()
+
+    def ecg_embedding(self, input_values: torch.Tensor) -> torch.Tensor:
+        return self.cmelt.ecg_embedding(input_values)  # (B, hidden_size), before normalisation
+
+
+__all__ = ["CmeltForECGClassification", "CmeltModel", "CmeltOutput", "CmeltPreTrainedModel", "etm_loss", "mem_loss", "mem_targets", "mlm_loss"]

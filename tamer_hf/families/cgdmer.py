@@ -27,7 +27,7 @@ import torch
 from ..modeling.configuration_cgdmer import LOSS_TERMS, CgdmerConfig
 from ..modeling.ecg_masking import mask_tokens_for_mlm, spatiotemporal_mask
 from ..modeling.feature_extraction_tamer import TamerFeatureExtractor
-from ..modeling.modeling_cgdmer import CgdmerModel
+from ..modeling.modeling_cgdmer import CgdmerForECGClassification, CgdmerModel
 from ..modeling.processing_cgdmer import CgdmerProcessor
 from . import ModelFamily, ecg_input_values
 
@@ -256,6 +256,8 @@ FAMILY = ModelFamily(
     paper_defaults=PAPER_DEFAULTS,
     add_arguments=add_arguments,
     check_arguments=check_arguments,
+    # the fine-tuning head (examples/finetune.py); why this Auto class: TamerForECGClassification's docstring
+    extra_auto_models={"AutoModelForAudioClassification": CgdmerForECGClassification},
 )
 
 __all__ = ["FAMILY", "CgdmerCollator", "LOCAL_TEXT_SIZES", "MODEL_PRESETS", "PRESET_LAYOUT", "SIZES", "VARIANTS",

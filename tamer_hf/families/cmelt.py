@@ -19,7 +19,7 @@ import torch
 from ..modeling.configuration_cmelt import LOSS_TERMS, CmeltConfig
 from ..modeling.ecg_masking import mask_tokens_for_mlm, random_lead_mask
 from ..modeling.feature_extraction_tamer import TamerFeatureExtractor
-from ..modeling.modeling_cmelt import CmeltModel
+from ..modeling.modeling_cmelt import CmeltForECGClassification, CmeltModel
 from ..modeling.processing_cmelt import CmeltProcessor
 from . import ModelFamily, ecg_input_values
 
@@ -245,6 +245,8 @@ FAMILY = ModelFamily(
     paper_defaults=PAPER_DEFAULTS,
     add_arguments=add_arguments,
     check_arguments=check_arguments,
+    # the fine-tuning head (examples/finetune.py); why this Auto class: TamerForECGClassification's docstring
+    extra_auto_models={"AutoModelForAudioClassification": CmeltForECGClassification},
 )
 
 __all__ = ["FAMILY", "CmeltCollator", "MODEL_PRESETS", "build", "make_collator", "make_processor", "train_tokenizer",
