@@ -15,6 +15,7 @@ from transformers import BertConfig, PreTrainedConfig
 
 from .ecg_masking import spatiotemporal_mask_counts
 from .ecg_signal import CANONICAL_LEADS
+from .pipeline_zero_shot_ecg import ZeroShotPipelineConfigMixin
 
 # The paper's four components (its Table 3 adds them in this order: V1 siglip, V2 + ecg_reconstruction, V3 + mlm,
 # V4 + disentanglement).
@@ -24,7 +25,7 @@ TEXT_POOLINGS = ("mean", "cls")
 REDUCTIONS = ("mean", "sum")
 
 
-class CgdmerConfig(PreTrainedConfig):
+class CgdmerConfig(ZeroShotPipelineConfigMixin, PreTrainedConfig):
     r"""Configuration of [`CgdmerModel`].
 
     Data layout:
@@ -200,27 +201,6 @@ class CgdmerConfig(PreTrainedConfig):
         if not any(getattr(self, f"use_{term}") for term in LOSS_TERMS):
             raise ValueError(f"every loss term is off; switch on at least one of {LOSS_TERMS}.")
 
-    # As TamerConfig: while the pipeline task is registered in this process (tamer_hf imported), report no custom
-    # pipeline, so that `transformers.pipeline(task, model=folder)` uses the local class instead of refusing without
-    # trust_remote_code (hf_conventions.md pitfall 7); the stored value is what gets saved.
-    @property
-    def custom_pipelines(self) -> dict:
-        stored = self.__dict__.get("_custom_pipelines") or {}
-        if stored and _registered_locally(stored):
-            return {}
-        return stored
-
-    @custom_pipelines.setter
-    def custom_pipelines(self, value: dict):
-        self.__dict__["_custom_pipelines"] = value
-
-    def to_dict(self) -> dict:
-        output = super().to_dict()
-        stored = output.pop("_custom_pipelines", None)
-        if stored:
-            output["custom_pipelines"] = stored
-        return output
-
     @property
     def num_patches_per_lead(self) -> int:
         """Time patches of each lead: num_samples / patch_size (40)."""
@@ -239,12 +219,6 @@ class CgdmerConfig(PreTrainedConfig):
     @property
     def enabled_losses(self) -> list[str]:
         return [term for term in LOSS_TERMS if getattr(self, f"use_{term}")]
-
-
-def _registered_locally(custom_pipelines: dict) -> bool:
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    return all(task in PIPELINE_REGISTRY.get_supported_tasks() for task in custom_pipelines)
 
 
 __all__ = ["CgdmerConfig", "LOSS_TERMS"]

@@ -9,6 +9,7 @@ neither says. Where paper and code differ, both are options and the default is t
 from transformers import PreTrainedConfig, T5Config
 
 from .ecg_signal import CANONICAL_LEADS
+from .pipeline_zero_shot_ecg import ZeroShotPipelineConfigMixin
 
 LOSS_TERMS = ("mlm", "mem", "etm", "siglip")
 
@@ -25,7 +26,7 @@ ZERO_SHOT_SCORES = ("cosine", "dot")
 POOLINGS = ("first", "mean")
 
 
-class CmeltConfig(PreTrainedConfig):
+class CmeltConfig(ZeroShotPipelineConfigMixin, PreTrainedConfig):
     r"""Configuration of [`CmeltModel`].
 
     Data layout:
@@ -223,27 +224,6 @@ class CmeltConfig(PreTrainedConfig):
         if self.label_temperature <= 0:
             raise ValueError("label_temperature must be positive.")
 
-    # As TamerConfig: while the pipeline task is registered in this process (tamer_hf imported), report no custom
-    # pipeline, so that `transformers.pipeline(task, model=folder)` uses the local class instead of refusing without
-    # trust_remote_code (hf_conventions.md pitfall 7); the stored value is what gets saved.
-    @property
-    def custom_pipelines(self) -> dict:
-        stored = self.__dict__.get("_custom_pipelines") or {}
-        if stored and _registered_locally(stored):
-            return {}
-        return stored
-
-    @custom_pipelines.setter
-    def custom_pipelines(self, value: dict):
-        self.__dict__["_custom_pipelines"] = value
-
-    def to_dict(self) -> dict:
-        output = super().to_dict()
-        stored = output.pop("_custom_pipelines", None)
-        if stored:
-            output["custom_pipelines"] = stored
-        return output
-
     @property
     def patch_size(self) -> int:
         """Samples per ECG token: the product of the conv strides (16)."""
@@ -260,12 +240,6 @@ class CmeltConfig(PreTrainedConfig):
     @property
     def enabled_losses(self) -> list[str]:
         return [term for term in LOSS_TERMS if getattr(self, f"use_{term}")]
-
-
-def _registered_locally(custom_pipelines: dict) -> bool:
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    return all(task in PIPELINE_REGISTRY.get_supported_tasks() for task in custom_pipelines)
 
 
 __all__ = ["CmeltConfig", "FLAN_T5_BASE", "LOSS_TERMS"]

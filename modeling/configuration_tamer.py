@@ -7,10 +7,11 @@ comment next to each field says where the value comes from.
 from transformers import BertConfig, PreTrainedConfig
 
 from .ecg_signal import CANONICAL_LEADS
+from .pipeline_zero_shot_ecg import ZeroShotPipelineConfigMixin
 LOSS_TERMS = ("rlca", "uecr", "rada", "rgwr")
 
 
-class TamerConfig(PreTrainedConfig):
+class TamerConfig(ZeroShotPipelineConfigMixin, PreTrainedConfig):
     r"""Configuration of [`TamerModel`].
 
     Args:
@@ -163,29 +164,6 @@ class TamerConfig(PreTrainedConfig):
         if clip is not None and not (len(clip) == 2 and 0 <= clip[0] < clip[1] <= 1):
             raise ValueError(f"rgwr_clip_word_weights must be two quantiles 0 <= low < high <= 1, got {clip!r}.")
 
-    # `custom_pipelines` (written by the pipeline's save_pretrained) makes a checkpoint's pipeline work with
-    # trust_remote_code=True where tamer_hf is absent. But transformers then refuses `pipeline(task, model=...)` without
-    # trust_remote_code even when tamer_hf has registered the task locally (hf_conventions.md pitfall 7). So while the
-    # task is registered in this process, the config reports no custom pipeline and the local class serves the task;
-    # the stored value is still what gets saved.
-    @property
-    def custom_pipelines(self) -> dict:
-        stored = self.__dict__.get("_custom_pipelines") or {}
-        if stored and _registered_locally(stored):
-            return {}
-        return stored
-
-    @custom_pipelines.setter
-    def custom_pipelines(self, value: dict):
-        self.__dict__["_custom_pipelines"] = value
-
-    def to_dict(self) -> dict:
-        output = super().to_dict()
-        stored = output.pop("_custom_pipelines", None)
-        if stored:
-            output["custom_pipelines"] = stored
-        return output
-
     @property
     def zero_shot_temperature(self) -> float:
         """Temperature of the pipeline's label softmax: RADA's, the term that aligns ECGs with text."""
@@ -194,12 +172,6 @@ class TamerConfig(PreTrainedConfig):
     @property
     def enabled_losses(self) -> list[str]:
         return [term for term in LOSS_TERMS if getattr(self, f"use_{term}")]
-
-
-def _registered_locally(custom_pipelines: dict) -> bool:
-    from transformers.pipelines import PIPELINE_REGISTRY
-
-    return all(task in PIPELINE_REGISTRY.get_supported_tasks() for task in custom_pipelines)
 
 
 __all__ = ["TamerConfig", "CANONICAL_LEADS"]

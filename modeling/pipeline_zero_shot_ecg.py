@@ -227,6 +227,52 @@ def prompt_max_length(config) -> int:
     return min(MAX_PROMPT_TOKENS, getattr(config.text_config, "max_position_embeddings", None) or MAX_PROMPT_TOKENS)
 
 
+def pipeline_listing() -> dict:
+    """The `custom_pipelines` entry of config.json that makes transformers import this file's pipeline from a folder
+    (`"pt"` must name Auto classes: transformers#33272)."""
+    impl = f"{__name__.rsplit('.', 1)[-1]}.{ZeroShotECGClassificationPipeline.__name__}"
+    return {TASK: {"impl": impl, "pt": ["AutoModel"], "type": "multimodal"}}
+
+
+class ZeroShotPipelineConfigMixin:
+    """Config side of serving the task from any saved folder; every family's config inherits it.
+
+    - Saved: `to_dict` writes `custom_pipelines` (`pipeline_listing()`) whenever the saved model is the family's
+      `AutoModel` class, the one the pipeline loads, so every `save_pretrained` / `push_to_hub` folder serves
+      `pipeline(TASK, model=folder, trust_remote_code=True)` where tamer_hf is absent, and `pipeline(model=folder,
+      trust_remote_code=True)` infers the task. This file travels with the config, which imports it. A classification
+      head's folder lists nothing: it has no report encoder.
+    - In memory: transformers checks `config.custom_pipelines` before its pipeline registry and then insists on
+      trust_remote_code (hf_conventions.md pitfall 7). So the config classes that this process registered with
+      `AutoConfig` (the installed tamer_hf) list nothing, and `transformers.pipeline(TASK, model=folder)` uses the
+      installed pipeline; a copy loaded as remote code lists the pipeline, which is how transformers finds its file.
+    """
+
+    def __post_init__(self, **kwargs):
+        kwargs.pop("custom_pipelines", None)  # derived from the class, never carried over from a file
+        super().__post_init__(**kwargs)
+        self.custom_pipelines = {} if _installed_here(self) else pipeline_listing()
+
+    def to_dict(self) -> dict:
+        output = super().to_dict()
+        output.pop("custom_pipelines", None)
+        auto_model = (output.get("auto_map") or {}).get("AutoModel", "").rsplit(".", 1)[-1]
+        if auto_model and auto_model in (output.get("architectures") or []):
+            output["custom_pipelines"] = pipeline_listing()
+        return output
+
+
+def _installed_here(config) -> bool:
+    """Whether `config`'s class is the one registered with AutoConfig in this process and the task is registered."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        registered = CONFIG_MAPPING[config.model_type] is type(config)
+    except KeyError:  # not registered: a remote-code copy where tamer_hf is absent
+        return False
+    return registered and TASK in PIPELINE_REGISTRY.get_supported_tasks()
+
+
 def register_pipeline() -> None:
     """Register the task with transformers' pipeline registry (called by `import tamer_hf`)."""
     if TASK in PIPELINE_REGISTRY.get_supported_tasks():
@@ -236,5 +282,5 @@ def register_pipeline() -> None:
     )
 
 
-__all__ = ["ZeroShotECGClassificationPipeline", "check_template", "make_prompts", "prompt_max_length", "register_pipeline",
-           "TASK"]
+__all__ = ["ZeroShotECGClassificationPipeline", "ZeroShotPipelineConfigMixin", "pipeline_listing", "check_template",
+           "make_prompts", "prompt_max_length", "register_pipeline", "TASK"]

@@ -1,10 +1,8 @@
 """Using and saving the zero-shot ECG pipeline from the `tamer_hf` library.
 
-`tamer_hf.pipeline(...)` exists because of a transformers behaviour (reference/hf_conventions.md §3, pitfall 7): once a
-checkpoint lists the task in `config.custom_pipelines` (which it must, so that it works with `trust_remote_code=True`
-where `tamer_hf` is not installed), `transformers.pipeline(task, model=path)` refuses to run without
-`trust_remote_code=True` even when the task is registered locally. Passing `pipeline_class=` is the documented way
-around it; this wrapper does that, so everything comes from the installed `tamer_hf` and no remote code runs.
+`tamer_hf.pipeline(...)` passes `pipeline_class=` explicitly, so everything comes from the installed `tamer_hf` and no
+remote code runs, whatever the folder's config.json lists, and the task defaults to zero-shot ECG classification
+(`transformers.pipeline(model=folder)` can only infer it with `trust_remote_code=True`: hf_conventions.md §3).
 """
 
 from __future__ import annotations
@@ -32,16 +30,12 @@ def pipeline(task: str = TASK, model=None, **kwargs):
 
 
 def save_pretrained_with_pipeline(model, processor, save_directory: str | os.PathLike) -> None:
-    """Save model + processor so that `pipeline(TASK, model=save_directory, trust_remote_code=True)` works without
-    `tamer_hf`: writes `config.custom_pipelines` and copies `pipeline_zero_shot_ecg.py` next to the other remote-code files.
+    """`model.save_pretrained` + `processor.save_pretrained` into one folder (what `pipeline(..., model=folder)` loads).
 
-    `Pipeline.save_pretrained` does the first two but does not save the processor (hf_conventions §3), hence this.
+    Plain `save_pretrained` already writes `config.custom_pipelines` and copies `pipeline_zero_shot_ecg.py`
+    (`ZeroShotPipelineConfigMixin`), so this is only the two calls in one.
     """
-    register_pipeline()
-    classifier = ZeroShotECGClassificationPipeline(
-        model=model, tokenizer=processor.tokenizer, feature_extractor=processor.feature_extractor, device=model.device
-    )
-    classifier.save_pretrained(save_directory)
+    model.save_pretrained(save_directory)
     processor.save_pretrained(save_directory)
 
 

@@ -1,4 +1,7 @@
-"""Tiny models, tokenizers and processors built locally, for tests and examples that must run offline."""
+"""Tiny models, tokenizers and processors built locally, for tests and examples that must run offline, and the Hub
+stand-ins and fresh-process checks that prove a saved folder needs no tamer_hf."""
+
+import os
 
 import torch
 
@@ -28,6 +31,8 @@ def tiny_model_and_processor(seed: int = 0, texts=(), **overrides):
     return model, processor
 
 
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
 # Python source run in a child process to prove that a checkpoint needs no tamer_hf: it makes `import tamer_hf` fail.
 BLOCK_TAMER_HF = '''
 import sys
@@ -41,21 +46,145 @@ sys.meta_path.insert(0, _BlockTamerHF())
 '''
 
 
-def make_hub_cache(hf_home, folder, repo_id: str = "org/tamer-ecg",
-                   commit: str = "0123456789abcdef0123456789abcdef01234567"):
-    """Lay out `folder` as a Hub download of `repo_id` under `hf_home` (what `from_pretrained(repo_id)` reads with
-    HF_HUB_OFFLINE=1): hub/models--org--name/refs/main + snapshots/<commit>/<files>."""
+def hub_snapshot(hf_home, repo_id: str, commit: str = FAKE_COMMIT):
+    """The folder of `repo_id`'s snapshot `commit` in the Hub cache under `hf_home` (what `from_pretrained(repo_id)`
+    reads with HF_HUB_OFFLINE=1): hub/models--org--name/snapshots/<commit>/, with refs/main pointing at it."""
     from pathlib import Path
 
     repo = Path(hf_home) / "hub" / ("models--" + repo_id.replace("/", "--"))
     snapshot = repo / "snapshots" / commit
-    snapshot.mkdir(parents=True)
+    snapshot.mkdir(parents=True, exist_ok=True)
     (repo / "refs").mkdir(parents=True, exist_ok=True)
     (repo / "refs" / "main").write_text(commit)
+    return snapshot
+
+
+def make_hub_cache(hf_home, folder, repo_id: str = "org/tamer-ecg", commit: str = FAKE_COMMIT):
+    """Lay out `folder` as a Hub download of `repo_id` under `hf_home`."""
+    from pathlib import Path
+
+    snapshot = hub_snapshot(hf_home, repo_id, commit)
     for file in Path(folder).iterdir():
         if file.is_file():
             (snapshot / file.name).write_bytes(file.read_bytes())
     return snapshot
+
+
+class FakeHub:
+    """Stands in for `huggingface_hub.HfApi` at the HTTP boundary: what would be uploaded lands in a Hub-layout cache
+    under `hf_home` (one snapshot per repository), from which `from_pretrained(repo_id)` then loads offline.
+
+    ```python
+    hub = FakeHub(tmp_path / "hf_home")
+    with hub.patch_transformers():
+        model.push_to_hub("org/name"); processor.push_to_hub("org/name")
+    ```
+    """
+
+    def __init__(self, hf_home):
+        self.hf_home = hf_home
+        self.commits = []
+
+    def create_repo(self, repo_id, **kwargs):
+        from huggingface_hub import RepoUrl
+
+        hub_snapshot(self.hf_home, repo_id)
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        snapshot = hub_snapshot(self.hf_home, repo_id)
+        for operation in operations:
+            target = snapshot / operation.path_in_repo
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = operation.path_or_fileobj
+            target.write_bytes(open(source, "rb").read() if isinstance(source, (str, os.PathLike)) else source)
+        self.commits.append(sorted(operation.path_in_repo for operation in operations))
+        return FAKE_COMMIT
+
+    def upload_folder(self, *, repo_id, folder_path, allow_patterns=None, **kwargs):
+        from pathlib import Path
+
+        from huggingface_hub import CommitOperationAdd
+
+        names = allow_patterns or [str(p.relative_to(folder_path)) for p in Path(folder_path).rglob("*") if p.is_file()]
+        return self.create_commit(repo_id, [CommitOperationAdd(path_in_repo=name,
+                                                               path_or_fileobj=os.path.join(folder_path, name))
+                                            for name in names])
+
+    def patch_transformers(self):
+        """Route transformers' `push_to_hub` here; the existing remote card is "not found", as for a new repo."""
+        from contextlib import ExitStack
+        from unittest import mock
+
+        from huggingface_hub.errors import EntryNotFoundError
+
+        stack = ExitStack()
+        stack.enter_context(mock.patch("transformers.utils.hub.hf_api", return_value=self))
+        stack.enter_context(mock.patch("transformers.utils.hub.ModelCard.load",
+                                       side_effect=EntryNotFoundError("no README.md yet")))
+        return stack
+
+
+# Run by `pipeline_outputs_without_tamer_hf` in a child process.
+_PIPELINE_CHILD = BLOCK_TAMER_HF + '''
+import json
+
+import numpy as np
+
+try:
+    import tamer_hf
+    sys.exit("tamer_hf was importable")
+except ImportError:
+    pass
+from transformers import pipeline
+
+request = json.load(open(sys.argv[1]))
+ecg = np.load(request["ecg"])
+outputs = {}
+for source in request["sources"]:
+    named = pipeline(request["task"], model=source, trust_remote_code=True)
+    inferred = pipeline(model=source, trust_remote_code=True)
+    outputs[source] = {
+        "inferred_task": inferred.task,
+        "modules": sorted({type(named).__module__, type(inferred).__module__, type(named.model).__module__}),
+        "named": [named(ecg, **call) for call in request["calls"]],
+        "inferred": [inferred(ecg, **call) for call in request["calls"]],
+    }
+print(json.dumps(outputs))
+'''
+
+
+def pipeline_outputs_without_tamer_hf(sources, ecg, calls, workdir, hf_home=None, timeout: int = 600) -> dict:
+    """Serve `sources` (folders or Hub ids) with plain `transformers.pipeline` in a fresh Python process where
+    `tamer_hf` cannot be imported, as on a machine without it: isolated mode (`-I`, no PYTHONPATH), the import blocked,
+    offline (HF_HUB_OFFLINE=1), Hub cache and remote-code modules under `hf_home` (default: a new folder in `workdir`).
+
+    For each source, `pipeline(TASK, model=source, trust_remote_code=True)` ("named") and `pipeline(model=source,
+    trust_remote_code=True)` ("inferred": the task comes from config.json) score `ecg` once per kwargs dict of
+    `calls`. Returns `{source: {"named": [...], "inferred": [...], "inferred_task": ..., "modules": [...]}}`, the
+    modules being those of the pipeline and model classes that ran.
+    """
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    from .modeling.pipeline_zero_shot_ecg import TASK
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    np.save(workdir / "ecg.npy", np.asarray(ecg))
+    request = {"ecg": str(workdir / "ecg.npy"), "sources": [str(s) for s in sources], "calls": calls, "task": TASK}
+    (workdir / "request.json").write_text(json.dumps(request))
+    (workdir / "child.py").write_text(_PIPELINE_CHILD)
+    env = {**os.environ, "HF_HOME": str(hf_home or workdir / "hf_home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-I", "child.py", "request.json"], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"the child process failed:\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def tiny_cmelt_model_and_processor(seed: int = 0, texts=(), tokenizer=None, **overrides):

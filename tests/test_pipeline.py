@@ -3,10 +3,6 @@ and identical outputs from the three ways of loading a saved model."""
 
 import glob
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +11,7 @@ import torch
 import transformers
 
 import tamer_hf
-from tamer_hf.testing_utils import BLOCK_TAMER_HF, make_hub_cache, tiny_model_and_processor
+from tamer_hf.testing_utils import make_hub_cache, pipeline_outputs_without_tamer_hf, tiny_model_and_processor
 from tamer_hf.pipelines import TASK, pipeline, register_pipeline, save_pretrained_with_pipeline
 
 GEORGIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples" / "georgia"
@@ -202,49 +198,19 @@ def test_task_name_alone_works_after_import_on_a_checkpoint_with_custom_pipeline
     assert as_dict(plain(ecgs[0], sampling_rate=500, candidate_labels=LABELS)) == pytest.approx(as_dict(expected))
 
 
-BLOCKED_PROCESS = BLOCK_TAMER_HF + textwrap.dedent(
-    """
-    import json
-    import numpy as np
-
-    try:
-        import tamer_hf
-        sys.exit("tamer_hf was importable")
-    except ImportError:
-        pass
-    from transformers import pipeline
-
-    ecg = np.load(sys.argv[1])
-    labels = json.loads(sys.argv[2])
-    outputs = {}
-    for name, model in [("folder", sys.argv[3]), ("hub", "org/tamer-ecg")]:
-        classifier = pipeline("zero-shot-ecg-classification", model=model, trust_remote_code=True)
-        assert "tamer_hf" not in type(classifier).__module__, type(classifier).__module__
-        outputs[name] = [classifier(ecg, sampling_rate=500, candidate_labels=labels),
-                         classifier(ecg, sampling_rate=500, candidate_labels=labels, multi_label=True)]
-    print(json.dumps(outputs))
-    """
-)
-
-
 def test_same_outputs_via_import_folder_remote_code_and_offline_hub_cache(saved_model, ecgs, tmp_path):
     in_process = pipeline(TASK, model=str(saved_model))
-    expected = [in_process(ecgs[3], sampling_rate=500, candidate_labels=LABELS),
-                in_process(ecgs[3], sampling_rate=500, candidate_labels=LABELS, multi_label=True)]
+    calls = [{"sampling_rate": 500, "candidate_labels": LABELS},
+             {"sampling_rate": 500, "candidate_labels": LABELS, "multi_label": True}]
+    expected = [in_process(ecgs[3], **call) for call in calls]
     mixed = transformers.pipeline(TASK, model=str(saved_model), trust_remote_code=True)
-    assert as_dict(mixed(ecgs[3], sampling_rate=500, candidate_labels=LABELS)) == pytest.approx(as_dict(expected[0]))
+    assert as_dict(mixed(ecgs[3], **calls[0])) == pytest.approx(as_dict(expected[0]))
 
-    np.save(tmp_path / "ecg.npy", ecgs[3])
-    (tmp_path / "run.py").write_text(BLOCKED_PROCESS)
     make_hub_cache(tmp_path / "hf_home", saved_model)
-    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
-    completed = subprocess.run(
-        [sys.executable, "-I", "run.py", str(tmp_path / "ecg.npy"), json.dumps(LABELS), str(saved_model)],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    outputs = json.loads(completed.stdout.strip().splitlines()[-1])
-    for name in ["folder", "hub"]:
-        for got, want in zip(outputs[name], expected):
+    outputs = pipeline_outputs_without_tamer_hf([saved_model, "org/tamer-ecg"], ecgs[3], calls, tmp_path / "child",
+                                                hf_home=tmp_path / "hf_home")
+    for name, output in outputs.items():
+        assert all("tamer_hf" not in module for module in output["modules"]), output["modules"]
+        for got, want in zip(output["named"], expected):
             assert [entry["label"] for entry in got] == [entry["label"] for entry in want], name
             assert as_dict(got) == pytest.approx(as_dict(want), abs=1e-6), name
