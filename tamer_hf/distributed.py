@@ -7,8 +7,11 @@ as open_clip's `local_loss=True`) averaged over W processes by DDP equals the lo
 the whole batch.
 """
 
+import warnings
+
 import torch
 import torch.distributed as dist
+import torch.distributed.nn.functional as dist_autograd
 
 
 def is_distributed() -> bool:
@@ -23,12 +26,15 @@ def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     """
     if not is_distributed():
         return tensor, 0
-    from torch.distributed._functional_collectives import all_gather_single
-
-    gathered = all_gather_single(tensor.contiguous(), 0, dist.group.WORLD)  # (W * n, D), differentiable
-    if hasattr(gathered, "wait"):  # an AsyncCollectiveTensor
-        gathered = gathered.wait()
-    return gathered, dist.get_rank() * tensor.shape[0]
+    # The public differentiable all-gather (in torch long before our floor torch>=2.2; its backward sends each
+    # process the gradient of its own rows summed over all processes). torch 2.13 flags it with a FutureWarning that
+    # points to `torch.distributed._functional_collectives`, a private module whose autograd support is recent; we
+    # keep the public function and silence only that notice, which a user can do nothing about.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated",
+                                category=FutureWarning)
+        pieces = dist_autograd.all_gather(tensor.contiguous())  # W tensors (n, D), differentiable
+    return torch.cat(pieces), dist.get_rank() * tensor.shape[0]
 
 
 __all__ = ["gather_with_grad", "is_distributed"]
