@@ -140,7 +140,11 @@ def build_arg_parser(family: ModelFamily | None = None) -> argparse.ArgumentPars
     track.add_argument("--zero_shot_template", default="{}.",
                        help="formats each label prompt; '{}.' writes it as a report sentence (as the reports are), "
                        "the pipeline's hypothesis_template")
-    track.add_argument("--report_to", default="jsonl,tensorboard", help="comma list of jsonl, tensorboard; or none")
+    track.add_argument("--report_to", default=default_report_to(),
+                       help="comma list of trackers: jsonl (ours), any of accelerate's (tensorboard, wandb, mlflow, "
+                       "comet_ml, aim, clearml, dvclive, swanlab, trackio) or all (every installed one); or none. "
+                       "A requested tracker that is not installed is an error. Default: jsonl, plus tensorboard "
+                       "where it is installed")
     track.add_argument("--project_name", default=None, help="default: <model_type>-pretraining")
     # tests: JSONL of every step's loss, learning rate and row fingerprints (sums of the global batch's input rows)
     track.add_argument("--save_every_loss", help=argparse.SUPPRESS)
@@ -200,9 +204,7 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             family.check_arguments(args)
     except ValueError as error:
         raise InputError(str(error)) from None
-    unknown = {name.strip() for name in args.report_to.split(",")} - {"jsonl", "tensorboard", "none", ""}
-    if unknown:
-        raise InputError(f"--report_to: unknown tracker(s) {sorted(unknown)}; use jsonl, tensorboard or none.")
+    tracker_names(args.report_to)  # an unknown or uninstalled tracker is named before anything is loaded
     return args
 
 
@@ -480,15 +482,47 @@ def jsonl_tracker_class():
     return JSONLTracker
 
 
+def accelerate_tracker_names() -> list[str]:
+    """The trackers accelerate can log to (`Accelerator(log_with=...)` names)."""
+    from accelerate.tracking import LOGGER_TYPE_TO_CLASS
+
+    return sorted(LOGGER_TYPE_TO_CLASS)
+
+
+def tracker_installed(name: str) -> bool:
+    """Whether accelerate's tracker `name` has its package installed (accelerate's own `is_<name>_available`)."""
+    import accelerate.utils
+
+    return getattr(accelerate.utils, f"is_{name}_available")()
+
+
+def default_report_to() -> str:
+    return "jsonl,tensorboard" if tracker_installed("tensorboard") else "jsonl"
+
+
+def tracker_names(report_to: str) -> list[str]:
+    """`--report_to` as tracker names: "jsonl" (ours), accelerate's trackers, "all". Raises `InputError` for a name
+    that is neither, or for an accelerate tracker whose package is missing (accelerate would only log a warning and
+    train without it)."""
+    names = [name.strip() for name in report_to.split(",") if name.strip() not in ("", "none")]
+    known = ["jsonl", "all", *accelerate_tracker_names()]
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise InputError(f"--report_to: unknown tracker(s) {', '.join(unknown)}; choose from {', '.join(known)} "
+                         "or none.")
+    missing = [name for name in names if name not in ("jsonl", "all") and not tracker_installed(name)]
+    if missing:
+        raise InputError(f"--report_to: {', '.join(missing)} requested but not installed "
+                         f"(pip install {' '.join(name.replace('_', '-') for name in missing)}).")
+    return names
+
+
 def make_trackers(args) -> list:
-    names = [name.strip() for name in args.report_to.split(",") if name.strip() not in ("", "none")]
-    trackers = []
-    for name in names:
-        if name == "jsonl":
-            trackers.append(jsonl_tracker_class()(args.project_name, os.path.join(args.output_dir, "logs")))
-        elif name == "tensorboard":
-            trackers.append("tensorboard")
-    return trackers
+    """`Accelerator(log_with=...)` for `--report_to`: our JSONL tracker as an instance, accelerate's by name ("all":
+    every installed one)."""
+    logging_dir = os.path.join(args.output_dir, "logs")
+    return [jsonl_tracker_class()(args.project_name, logging_dir) if name == "jsonl" else name
+            for name in tracker_names(args.report_to)]
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -168,7 +168,7 @@ def args_for(*argv):
     (["--batch_size", "0"], "--batch_size must be positive"),
     (["--learning_rate", "0"], "--learning_rate must be positive"),
     (["--no_rlca", "--no_uecr", "--no_rada", "--no_rgwr"], "every loss term is switched off"),
-    (["--report_to", "wandb"], "unknown tracker"),
+    (["--report_to", "neptune"], "unknown tracker"),
     (["--precise_bn_batches", "-1"], "--precise_bn_batches must not be negative"),
     (["--scheduler_t0", "0"], "--scheduler_t0 must be positive"),
     (["--zero_shot_template", "atrial fibrillation"], r"--zero_shot_template 'atrial fibrillation' must contain '\{\}'"),
