@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
+from . import log
 from .common import parse_split_files_argument
+
+logger = log.get_logger(__name__)
 
 
 def base_parser(description: str, raw_dir_required: bool = True) -> argparse.ArgumentParser:
@@ -15,7 +17,20 @@ def base_parser(description: str, raw_dir_required: bool = True) -> argparse.Arg
     parser.add_argument("--num_workers", type=int, default=2, help="record-loading processes (default 2)")
     parser.add_argument("--shard_size", type=int, default=1000, help="records per Arrow shard (default 1000)")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing preparation in output_dir")
+    add_verbosity_argument(parser)
     return parser
+
+
+def add_verbosity_argument(parser: argparse.ArgumentParser):
+    parser.add_argument("--verbosity", choices=tuple(log.VERBOSITY), default="info",
+                        help="info: summaries and progress bars; warning: problems only")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse the command line and apply `--verbosity` to the builders' loggers."""
+    args = parser.parse_args(argv)
+    log.set_verbosity(args.verbosity)
+    return args
 
 
 def add_split_arguments(parser: argparse.ArgumentParser):
@@ -36,5 +51,5 @@ def run(main_function, argv=None):
         main_function(argv)
     except (FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
         message = error.args[0] if error.args else str(error)
-        print(f"error: {message}", file=sys.stderr)
+        logger.error(f"error: {message}")
         raise SystemExit(2) from None

@@ -17,12 +17,30 @@ import numpy as np
 import pandas as pd
 
 from . import cli
-from .common import DropRecord, LEADS, dataset_description, ecg_features, multi_hot, standardize_signal
+from .card import SourceCard
+from .common import DropRecord, LEADS, dataset_description, ecg_features, label_indices, standardize_signal
 from .prepare import PreparationSummary, assign_splits, prepare
 
 CODE_COLUMNS = {"1dAVb": "1AVB", "RBBB": "CRBBB", "LBBB": "CLBBB", "SB": "SBRAD", "AF": "AFIB", "ST": "STACH"}
 CODE_LABELS = tuple(CODE_COLUMNS.values())
 CODE_FS = 400.0
+CARD = SourceCard(
+    pretty_name="CODE-test (tamer-hf preparation)", license="cc-by-4.0",
+    homepage="https://doi.org/10.5281/zenodo.3765780",
+    summary="CODE-test: 827 12-lead ECGs (400 Hz, up to 10 s) annotated by cardiologists for 6 abnormalities, the "
+            "test set of Ribeiro et al. 2020.",
+    citation=r"""@article{ribeiro2020code,
+  title = {Automatic diagnosis of the 12-lead {ECG} using a deep neural network},
+  author = {Ribeiro, Ant{\^o}nio H. and Ribeiro, Manoel Horta and Paix{\~a}o, Gabriela M. M. and
+            Oliveira, Derick M. and Gomes, Paulo R. and Canazart, J{\'e}ssica A. and Ferreira, Milton P. S. and
+            Andersson, Carl R. and Macfarlane, Peter W. and Meira Jr., Wagner and Sch{\"o}n, Thomas B. and
+            Ribeiro, Antonio Luiz P.},
+  journal = {Nature Communications}, volume = {11}, pages = {1760}, year = {2020},
+  doi = {10.1038/s41467-020-15432-4}
+}""",
+    split_rule="Every record in test (a test set); --project_split uses the project split instead.",
+    tags=["code-test"],
+)
 
 
 def _load_code(task: dict, hdf5_path: str, units_per_mv: float) -> dict:
@@ -34,7 +52,7 @@ def _load_code(task: dict, hdf5_path: str, units_per_mv: float) -> dict:
         raise DropRecord(f"unexpected tracing shape {tracing.shape}")
     ecg = standardize_signal(tracing.T / units_per_mv, LEADS, CODE_FS, anchor="center")  # (12, 5000)
     return {"ecg": ecg, "record_id": task["record_id"], "patient_id": "",
-            "labels": multi_hot(task["label_names"].split("|"), list(CODE_LABELS))}
+            "labels": label_indices(task["label_names"].split("|"), list(CODE_LABELS))}
 
 
 def _find_labels(raw_dir: Path) -> Path:
@@ -70,11 +88,12 @@ def build(raw_dir, output_dir=None, split_files=None, units_per_mv: float = 1.0,
     summary = PreparationSummary()
     table = assign_splits(table, summary, split_files, fixed_split="test" if all_test and not split_files else None)
     loader = partial(_load_code, hdf5_path=str(hdf5_path), units_per_mv=units_per_mv)
-    return prepare(table, loader, ecg_features(len(CODE_LABELS)), output_dir, source="code_test",
+    return prepare(table, loader, ecg_features(CODE_LABELS), output_dir, source="code_test",
                    description=dataset_description("code_test", list(CODE_LABELS), source_columns=list(CODE_COLUMNS)),
                    config={"source": "code_test", "raw_dir": str(raw_dir), "units_per_mv": units_per_mv,
                            "all_test": all_test, "split_files": split_files},
-                   num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+                   card=CARD, num_workers=num_workers, shard_size=shard_size, pre_dropped=summary,
+                   overwrite=overwrite)
 
 
 def main(argv=None):
@@ -83,7 +102,7 @@ def main(argv=None):
     parser.add_argument("--units_per_mv", type=float, default=1.0, help="HDF5 value of 1 mV (default 1.0)")
     parser.add_argument("--project_split", action="store_true",
                         help="use the project's 80/10/10 split instead of putting every record in test")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     build(args.raw_dir, args.output_dir, cli.split_files_from(args), args.units_per_mv, not args.project_split,
           args.num_workers, args.shard_size, args.overwrite)
 

@@ -12,10 +12,15 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-from datasets import Array2D, Features, List, Value
+import pyarrow.compute as pc
+from datasets import Array2D, ClassLabel, Features, List, Value
 from scipy.signal import resample_poly
 
 from tamer_hf.modeling.configuration_tamer import CANONICAL_LEADS
+
+from .log import get_logger
+
+logger = get_logger(__name__)
 
 LEADS = tuple(CANONICAL_LEADS)  # the model's lead order, one definition for the whole project
 TARGET_FS = 500  # Hz, the model's input rate (SPEC §3)
@@ -38,8 +43,18 @@ class DropRecord(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 # features and label metadata
 # ----------------------------------------------------------------------------------------------------------------
-def ecg_features(num_labels: int = 0, with_report: bool = False, signal_dtype: str = "float32") -> Features:
-    """The data contract: `ecg` (12, 5000) mV, ids, optional `report`, optional multi-hot `labels` (int8, length C)."""
+def label_feature(label_list) -> List:
+    """Multi-label column: each row lists the indices of its classes; the ordered class names live in the Features.
+
+    `List(ClassLabel(names=...))` is what the Hub uses for multi-label data: the names travel with the Arrow schema
+    metadata into `save_to_disk`, `to_parquet` (read back by `load_dataset("parquet")`) and `push_to_hub`'s YAML,
+    where a description string is dropped.
+    """
+    return List(ClassLabel(names=list(label_list)))
+
+
+def ecg_features(label_list=None, with_report: bool = False, signal_dtype: str = "float32") -> Features:
+    """The data contract: `ecg` (12, 5000) mV, ids, optional `report`, optional `labels` over `label_list`."""
     if signal_dtype not in ("float32", "float16"):
         raise ValueError(f"signal_dtype must be 'float32' or 'float16', got {signal_dtype!r}")
     columns = {
@@ -49,13 +64,13 @@ def ecg_features(num_labels: int = 0, with_report: bool = False, signal_dtype: s
     }
     if with_report:
         columns["report"] = Value("string")
-    if num_labels:
-        columns["labels"] = List(Value("int8"), length=num_labels)
+    if label_list:
+        columns["labels"] = label_feature(label_list)
     return Features(columns)
 
 
 def dataset_description(source: str, label_list: list[str] | None, **extra) -> str:
-    """JSON stored in `DatasetInfo.description`; `label_names` reads the ordered label list back from it."""
+    """JSON stored in `DatasetInfo.description`: source, protocol and signal facts (labels are in the Features)."""
     meta = {"tamer_source": source, "label_names": list(label_list or []), "sampling_rate": TARGET_FS,
             "leads": list(LEADS), "units": "mV"}
     meta.update(extra)
@@ -64,16 +79,20 @@ def dataset_description(source: str, label_list: list[str] | None, **extra) -> s
 
 def dataset_metadata(dataset) -> dict:
     """The metadata dict written by the builders, from a `Dataset` or `DatasetDict`."""
-    split = dataset[next(iter(dataset))] if hasattr(dataset, "keys") else dataset
+    split = _first_split(dataset)
     try:
         return json.loads(split.info.description or "")
     except json.JSONDecodeError:
         raise ValueError("this dataset was not written by datasets_scripts (no label metadata in its info)") from None
 
 
+def _first_split(dataset):
+    return dataset[next(iter(dataset))] if hasattr(dataset, "keys") else dataset
+
+
 def stamp_split_counts(output_dir, source: str, **fields) -> dict[str, int]:
     """After preparation: add `fields` (e.g. protocol) and the records kept per split (`num_records`) to
-    preparation_summary.json and to every split's `DatasetInfo.description`, and print them.
+    preparation_summary.json and to every split's `DatasetInfo.description`, and log them.
 
     An evaluation reads them back with `dataset_metadata(dataset)` to record which protocol built the data.
     """
@@ -91,27 +110,66 @@ def stamp_split_counts(output_dir, source: str, **fields) -> dict[str, int]:
         info.description = json.dumps({**json.loads(info.description), **fields, "num_records": counts})
         info.write_to_directory(str(output_dir / split))
     settings = ", ".join(f"{key}={value}" for key, value in fields.items())
-    print(f"[{source}] {settings}: " + ", ".join(f"{split}={counts[split]}" for split in SPLITS)
-          + f" records (total {sum(counts.values())})")
+    logger.info(f"[{source}] {settings}: " + ", ".join(f"{split}={counts[split]}" for split in SPLITS)
+                + f" records (total {sum(counts.values())})")
     return counts
 
 
 def label_names(dataset) -> list[str]:
-    """Ordered label names of the multi-hot `labels` column of a dataset written by any builder here."""
-    meta = dataset_metadata(dataset)
-    if "label_names" not in meta:
-        raise ValueError("dataset metadata has no 'label_names' entry")
-    return list(meta["label_names"])
+    """Ordered class names of the `labels` column of a `Dataset` or `DatasetDict` ([] when there is none).
+
+    Read from the Features (`List(ClassLabel)`); a folder prepared before labels moved there (multi-hot int8 with the
+    names in `DatasetInfo.description`) still reads. A `labels` column whose names are nowhere is an error: scoring
+    it by position would be silently wrong.
+    """
+    split = _first_split(dataset)
+    feature = split.features.get("labels")
+    if feature is None:
+        return []
+    inner = getattr(feature, "feature", None)
+    if isinstance(inner, ClassLabel):
+        return list(inner.names)
+    try:
+        names = dataset_metadata(split).get("label_names") or []
+    except ValueError:
+        names = []
+    width = getattr(feature, "length", -1)
+    if not names or len(names) != width:
+        raise ValueError(
+            f"the `labels` column ({feature}) carries no class names: store it as "
+            "datasets.List(datasets.ClassLabel(names=[...])) (what every datasets_scripts builder writes; prepare "
+            "the data again, or cast the column with dataset.cast_column('labels', ...))"
+        )
+    return list(names)
 
 
-def multi_hot(names, label_list: list[str]) -> np.ndarray:
-    """Exact-name multi-hot vector; names outside `label_list` are ignored by design (callers count them)."""
+def multi_hot_labels(dataset) -> np.ndarray:
+    """(N, C) int8 multi-hot matrix of the `labels` column, columns in `label_names(dataset)` order."""
+    names = label_names(dataset)
+    if not isinstance(getattr(dataset.features["labels"], "feature", None), ClassLabel):  # an old multi-hot folder
+        return np.asarray(dataset.with_format("numpy")["labels"], dtype=np.int8).reshape(len(dataset), len(names))
+    column = dataset.with_format("arrow")["labels"].combine_chunks()  # the label lists only, never the ECGs
+    matrix = np.zeros((len(dataset), len(names)), dtype=np.int8)  # (N, C)
+    matrix[pc.list_parent_indices(column).to_numpy(), pc.list_flatten(column).to_numpy()] = 1
+    return matrix
+
+
+def upgrade_labels(dataset):
+    """A split prepared before the class names moved into the Features (multi-hot int8, names in the description) ->
+    the same split with `labels` as `List(ClassLabel)`; any other split is returned as it is."""
+    feature = dataset.features.get("labels")
+    if feature is None or isinstance(getattr(feature, "feature", None), ClassLabel):
+        return dataset
+    names = label_names(dataset)
+    indices = [np.flatnonzero(row).tolist() for row in multi_hot_labels(dataset)]
+    return dataset.remove_columns("labels").add_column("labels", indices, feature=label_feature(names))
+
+
+def label_indices(names, label_list) -> list[int]:
+    """Class names -> sorted indices into `label_list` (the `labels` value of one row); names outside `label_list`
+    are ignored by design (callers count them)."""
     index = {name: i for i, name in enumerate(label_list)}
-    vector = np.zeros(len(label_list), dtype=np.int8)  # (C,)
-    for name in names:
-        if name in index:
-            vector[index[name]] = 1
-    return vector
+    return sorted({index[name] for name in names if name in index})
 
 
 # ----------------------------------------------------------------------------------------------------------------

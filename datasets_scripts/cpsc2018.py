@@ -22,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from . import cli
+from .card import SourceCard
 from .common import (DropRecord, LEADS, dataset_description, ecg_features, find_records, header_dx_codes,
-                     multi_hot, read_wfdb, stamp_split_counts, standardize_signal)
+                     label_indices, read_wfdb, stamp_split_counts, standardize_signal)
+from .log import progress_bar
 from .prepare import PreparationSummary, assign_splits, prepare
 
 CPSC_LABELS = ("AFIB", "VPC", "NORM", "1AVB", "CRBBB", "STE", "PAC", "CLBBB", "STD")  # MERL column order
@@ -34,6 +36,22 @@ SNOMED_CODES = {
     "59118001": "CRBBB", "713427006": "CRBBB", "284470004": "PAC", "63593006": "PAC", "164884008": "VPC",
     "427172004": "VPC", "17338001": "VPC", "429622005": "STD", "164931005": "STE",
 }
+CARD = SourceCard(
+    pretty_name="CPSC 2018 (tamer-hf preparation)", license="cc-by-4.0",
+    homepage="http://2018.icbeb.org/Challenge.html (also in the PhysioNet/CinC Challenge 2020 data)",
+    summary="The China Physiological Signal Challenge 2018: 6,877 12-lead ECGs of 6-60 s at 500 Hz with 9 classes "
+            "(normal and 8 abnormalities), multi-label.",
+    citation="""@article{liu2018cpsc,
+  title = {An Open Access Database for Evaluating the Algorithms of Electrocardiogram Rhythm and Morphology
+           Abnormality Detection},
+  author = {Liu, Feifei and Liu, Chengyu and Zhao, Lina and Zhang, Xiangyu and Wu, Xiaoling and Xu, Xiaoyan and
+            Liu, Yulin and Ma, Caiyun and Wei, Shoushui and He, Zhiqiang and Li, Jianqing and Kwee, Eddie Ng Yin},
+  journal = {Journal of Medical Imaging and Health Informatics}, volume = {8}, number = {7}, pages = {1368--1373},
+  year = {2018}
+}""",
+    split_rule="The project split: a hash of the record id (no patient ids in this source), about 80 / 10 / 10 %.",
+    tags=["cpsc2018", "icbeb"],
+)
 PROTOCOLS = ("tamer", "merl")
 TAMER_MIN_SECONDS = 10.0  # TAMER §4.2.1: "retain recordings with durations >= 10 seconds and truncate to 10 seconds"
 MERL_KEPT_SAMPLES = 2500  # MERL finetune_dataset.py: ecg[:, :2500], then 2,500 zeros appended
@@ -77,14 +95,14 @@ def _load_cpsc(task: dict, protocol: str) -> dict:
         ecg = ecg.copy()
         ecg[:, MERL_KEPT_SAMPLES:] = 0.0
     return {"ecg": ecg, "record_id": task["record_id"], "patient_id": "",
-            "labels": multi_hot(task["label_names"].split("|"), list(CPSC_LABELS))}
+            "labels": label_indices(task["label_names"].split("|"), list(CPSC_LABELS))}
 
 
 def _records_table(raw_dir: Path, reference_csv, summary: PreparationSummary) -> pd.DataFrame:
     headers = find_records(raw_dir)
     if headers:
         rows = []
-        for record in headers:
+        for record in progress_bar(headers, desc="CPSC2018 headers", unit="rec"):
             codes = header_dx_codes(record)
             for code in codes:
                 if code not in SNOMED_CODES:
@@ -126,11 +144,11 @@ def build(raw_dir, output_dir=None, protocol: str = "tamer", split_files=None, r
         summary.drop("no CPSC label", record_id)
     table = assign_splits(table[~unlabeled], summary, split_files)
     output_dir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="tamer_cpsc2018_"))
-    prepare(table, partial(_load_cpsc, protocol=protocol), ecg_features(len(CPSC_LABELS)), output_dir,
+    prepare(table, partial(_load_cpsc, protocol=protocol), ecg_features(CPSC_LABELS), output_dir,
             source="cpsc2018", description=dataset_description("cpsc2018", list(CPSC_LABELS), protocol=protocol),
             config={"source": "cpsc2018", "raw_dir": str(raw_dir), "protocol": protocol,
                     "split_files": split_files, "reference_csv": str(reference_csv)},
-            num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+            card=CARD, num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
     stamp_split_counts(output_dir, "cpsc2018", protocol=protocol)
     return datasets.load_from_disk(str(output_dir))
 
@@ -144,7 +162,7 @@ def main(argv=None):
                         help="external split, e.g. train=icbeb_train.csv validation=icbeb_val.csv "
                              "test=icbeb_test.csv; records absent from every file are dropped")
     parser.add_argument("--reference_csv", help="REFERENCE.csv of the original layout (default raw_dir/REFERENCE.csv)")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     build(args.raw_dir, args.output_dir, args.protocol, cli.split_files_from(args), args.reference_csv,
           args.num_workers, args.shard_size, args.overwrite)
 

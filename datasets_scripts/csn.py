@@ -18,14 +18,30 @@ import datasets
 import pandas as pd
 
 from . import cli
-from .common import (DropRecord, dataset_description, ecg_features, find_records, header_dx_codes, multi_hot,
+from .card import SourceCard
+from .common import (DropRecord, dataset_description, ecg_features, find_records, header_dx_codes, label_indices,
                      read_split_files, read_wfdb, record_id_from_split_row, stamp_split_counts, standardize_signal)
+from .log import progress_bar
 from .prepare import PreparationSummary, assign_splits, prepare
 
 MERL_LABELS = ("AQW", "UW", "SR", "WPW", "2AVB", "AT", "VB", "ARS", "STTC", "SA", "STE", "VPB", "TWO", "STTU", "ALS",
                "APB", "2AVB1", "PRIE", "CCR", "CR", "AF", "AVB", "QTIE", "LBBB", "VEB", "SVT", "RBBB", "1AVB", "STDD",
                "MI", "AFIB", "TWC", "PWC", "ERV", "RVH", "LVH", "ST", "JEB")
 CONDITION_TABLE = "ConditionNames_SNOMED-CT.csv"
+CARD = SourceCard(
+    pretty_name="Chapman-Shaoxing-Ningbo (tamer-hf preparation)", license="cc-by-4.0",
+    homepage="https://physionet.org/content/ecg-arrhythmia/1.0.0/",
+    summary="Chapman-Shaoxing-Ningbo: 45,152 10 s 12-lead ECGs at 500 Hz with SNOMED-CT diagnoses, mapped to "
+            "acronyms by exact code.",
+    citation="""@article{zheng2020chapman,
+  title = {A 12-lead electrocardiogram database for arrhythmia research covering more than 10,000 patients},
+  author = {Zheng, Jianwei and Zhang, Jianming and Danioko, Sidy and Yao, Hai and Guo, Hangyuan and
+            Rakovski, Cyril},
+  journal = {Scientific Data}, volume = {7}, pages = {48}, year = {2020}, doi = {10.1038/s41597-020-0386-x}
+}""",
+    split_rule="The project split: a hash of the record id (no patient ids in this source), about 80 / 10 / 10 %.",
+    tags=["chapman", "ningbo"],
+)
 _MERL_METADATA_COLUMNS = 3  # ecg_path, age, diagnose
 
 
@@ -64,13 +80,13 @@ def _load_csn(task: dict, label_list: tuple) -> dict:
     if not task["label_names"]:
         raise DropRecord("no label of the label set")
     return {"ecg": standardize_signal(signal, names, fs), "record_id": task["record_id"], "patient_id": "",
-            "labels": multi_hot(task["label_names"].split("|"), list(label_list))}
+            "labels": label_indices(task["label_names"].split("|"), list(label_list))}
 
 
 def _records_table(raw_dir: Path, code_to_acronym: dict, label_list, summary: PreparationSummary) -> pd.DataFrame:
     rows = []
     wanted = set(label_list)
-    for record in find_records(raw_dir):
+    for record in progress_bar(find_records(raw_dir), desc="CSN headers", unit="rec"):
         acronyms, unmapped = dx_acronyms(header_dx_codes(record), code_to_acronym)
         for code in unmapped:
             summary.notes[f"SNOMED code {code} not in the condition table"] += 1
@@ -99,12 +115,12 @@ def build(raw_dir, output_dir=None, label_set: str = "merl", protocol: str = "de
         table["label_names"] = table["record_id"].map(read_merl_labels(split_files)).fillna("")
     table = assign_splits(table, summary, split_files)
     output_dir = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="tamer_csn_"))
-    prepare(table, partial(_load_csn, label_list=label_list), ecg_features(len(label_list)), output_dir,
+    prepare(table, partial(_load_csn, label_list=label_list), ecg_features(label_list), output_dir,
             source="csn", description=dataset_description("csn", list(label_list), label_set=label_set,
                                                           protocol=protocol),
             config={"source": "csn", "raw_dir": str(raw_dir), "label_set": label_set, "protocol": protocol,
                     "split_files": split_files, "condition_table": str(condition_table)},
-            num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+            card=CARD, num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
     stamp_split_counts(output_dir, "csn", protocol=protocol)
     return datasets.load_from_disk(str(output_dir))
 
@@ -114,7 +130,7 @@ def main(argv=None):
     cli.add_split_arguments(parser)
     parser.add_argument("--label_set", choices=("merl", "all"), default="merl")
     parser.add_argument("--condition_table", help=f"path of {CONDITION_TABLE} (default: raw_dir/{CONDITION_TABLE})")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     build(args.raw_dir, args.output_dir, args.label_set, args.protocol, cli.split_files_from(args),
           args.condition_table, args.num_workers, args.shard_size, args.overwrite)
 

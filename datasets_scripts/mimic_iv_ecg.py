@@ -16,12 +16,33 @@ import numpy as np
 import pandas as pd
 
 from . import cli
+from .card import SourceCard
 from .common import dataset_description, ecg_features, read_wfdb, standardize_signal
+from .log import progress_bar
 from .prepare import PreparationSummary, assign_splits, prepare
 
 REPORT_COLUMNS = [f"report_{k}" for k in range(18)]
 MIN_REPORT_WORDS = 4  # MERL/MELP keep reports of at least 4 words (771,693 records)
 _EDGE_JUNK = " *=-\t\r\n"
+CARD = SourceCard(
+    pretty_name="MIMIC-IV-ECG reports (tamer-hf preparation)", license="other",
+    license_name="the PhysioNet licence of MIMIC-IV-ECG",
+    license_link="https://physionet.org/content/mimic-iv-ecg/1.0/",
+    homepage="https://physionet.org/content/mimic-iv-ecg/1.0/",
+    summary="MIMIC-IV-ECG: about 800,000 10 s 12-lead ECGs with their machine reports, the ECG-report pre-training "
+            "corpus. Keep this preparation private: do not push it to a public Hub repository.",
+    citation="""@misc{gow2023mimicivecg,
+  title = {{MIMIC-IV-ECG}: Diagnostic Electrocardiogram Matched Subset (version 1.0)},
+  author = {Gow, Brian and Pollard, Tom and Nathanson, Larry A. and Johnson, Alistair and Moody, Benjamin and
+            Fernandes, Chrystinne and Greenbaum, Nathaniel and Waks, Jonathan W. and Eslami, Parastou and
+            Carbonati, Tanner and Chaudhari, Ashish and Herbst, Elizabeth and Moukheiber, Dana and Berkowitz, Seth and
+            Mark, Roger and Horng, Steven},
+  howpublished = {PhysioNet}, year = {2023}, doi = {10.13026/4nqg-sb35}
+}""",
+    split_rule="Patient-level: a hash of subject_id sends --val_fraction (default 2 %) of the patients to validation; "
+               "test is empty.",
+    tags=["mimic-iv-ecg", "ecg-report"],
+)
 
 
 def clean_report(statements) -> str:
@@ -49,7 +70,8 @@ def _require(path: Path, columns, what: str) -> None:
 def read_reports(path: Path, summary: PreparationSummary, chunk_rows: int = 100_000):
     """({study_id: report} for reports of >= 4 words, all study ids seen), read in chunks of the 800k-row CSV."""
     reports, measured = {}, set()
-    for chunk in pd.read_csv(path, usecols=["study_id"] + REPORT_COLUMNS, chunksize=chunk_rows, dtype=str):
+    chunks = pd.read_csv(path, usecols=["study_id"] + REPORT_COLUMNS, chunksize=chunk_rows, dtype=str)
+    for chunk in progress_bar(chunks, desc=f"{path.name} ({chunk_rows} rows each)", unit="chunk"):
         for study_id, *statements in chunk.itertuples(index=False):
             study_id = str(int(study_id))
             measured.add(study_id)
@@ -92,13 +114,13 @@ def build(raw_dir, output_dir=None, val_fraction: float = 0.02, num_workers: int
     records["path"] = [str(raw_dir / p) for p in records["path"]]
     table = assign_splits(records[["record_id", "patient_id", "path", "report"]], summary, split_files,
                           fractions=(1 - val_fraction, val_fraction, 0.0))
-    features = ecg_features(0, with_report=True, signal_dtype=signal_dtype)
+    features = ecg_features(None, with_report=True, signal_dtype=signal_dtype)
     return prepare(table, partial(_load_mimic, signal_dtype=signal_dtype), features, output_dir,
                    source="mimic_iv_ecg", description=dataset_description("mimic_iv_ecg", []),
                    config={"source": "mimic_iv_ecg", "raw_dir": str(raw_dir), "val_fraction": val_fraction,
                            "split_files": split_files, "signal_dtype": signal_dtype},
-                   num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite,
-                   stop_after_shards=stop_after_shards)
+                   card=CARD, num_workers=num_workers, shard_size=shard_size, pre_dropped=summary,
+                   overwrite=overwrite, stop_after_shards=stop_after_shards)
 
 
 def main(argv=None):
@@ -106,7 +128,7 @@ def main(argv=None):
     parser.add_argument("--val_fraction", type=float, default=0.02, help="patient-level validation fraction")
     parser.add_argument("--signal_dtype", choices=("float32", "float16"), default="float32")
     parser.add_argument("--split_files", nargs="+", metavar="SPLIT=CSV", help="external split by study_id")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     build(args.raw_dir, args.output_dir, args.val_fraction, args.num_workers, args.shard_size, args.signal_dtype,
           cli.split_files_from(args), args.overwrite)
 

@@ -19,9 +19,11 @@ from pathlib import Path
 import datasets
 from datasets import DatasetInfo
 from datasets.arrow_writer import ArrowWriter
-from tqdm.auto import tqdm
-
+from .card import SourceCard, write_dataset_card
 from .common import DEFAULT_FRACTIONS, SPLITS, DropRecord, deterministic_split, read_split_files
+from .log import get_logger, progress_bar
+
+logger = get_logger(__name__)
 
 MANIFEST = "prepare_manifest.json"
 SUMMARY = "preparation_summary.json"
@@ -161,13 +163,15 @@ def _finalize_split(split_dir: Path, features, description: str):
 
 
 def prepare(tasks_table, loader, features, output_dir, *, source: str, description: str, config: dict,
-            num_workers: int = 2, shard_size: int = 1000, pre_dropped: PreparationSummary | None = None,
-            overwrite: bool = False, stop_after_shards: int | None = None):
+            card: SourceCard, num_workers: int = 2, shard_size: int = 1000,
+            pre_dropped: PreparationSummary | None = None, overwrite: bool = False,
+            stop_after_shards: int | None = None):
     """Load every task row with `loader` in `num_workers` processes and write the DatasetDict to `output_dir`.
 
     tasks_table: pandas DataFrame, one row per record, with at least `record_id` and `split` plus whatever the
     loader needs; rows are cut into shards of `shard_size` in table order. `loader(task_dict) -> row dict` raises
     DropRecord for bad records. `config` identifies the preparation: a rerun with the same config resumes.
+    `card`: the source's facts for the README.md dataset card written next to the data.
     `stop_after_shards` simulates an interruption (tests, benchmarks). Returns `load_from_disk(output_dir)`.
     """
     if output_dir is None:
@@ -181,8 +185,8 @@ def prepare(tasks_table, loader, features, output_dir, *, source: str, descripti
     done_records = sum(min(shard_size, len(tasks_table) - k * shard_size) for k in done)
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
     written_now = 0
-    with context.Pool(max(1, num_workers)) as pool, tqdm(total=len(tasks_table), initial=done_records,
-                                                         desc=f"{source}", unit="rec") as progress:
+    with context.Pool(max(1, num_workers)) as pool, progress_bar(total=len(tasks_table), initial=done_records,
+                                                                 desc=f"{source}", unit="rec") as progress:
         for shard_index in range(num_shards):
             if shard_index in done:
                 continue
@@ -194,11 +198,11 @@ def prepare(tasks_table, loader, features, output_dir, *, source: str, descripti
             manifest["shards"][str(shard_index)] = shard_summary
             _write_manifest(output_dir, manifest)
             written_now += 1
-    return finalize(output_dir, features, source, description, manifest, pre_dropped)
+    return finalize(output_dir, features, source, description, manifest, pre_dropped, card)
 
 
 def finalize(output_dir: Path, features, source: str, description: str, manifest: dict,
-             pre_dropped: PreparationSummary | None):
+             pre_dropped: PreparationSummary | None, card: SourceCard):
     for split in SPLITS:
         _finalize_split(output_dir / split, features, description)
     (output_dir / "dataset_dict.json").write_text(json.dumps({"splits": list(SPLITS)}))
@@ -208,5 +212,8 @@ def finalize(output_dir: Path, features, source: str, description: str, manifest
     for shard in manifest["shards"].values():
         summary.merge(shard)
     (output_dir / SUMMARY).write_text(json.dumps({"source": source, **summary.to_dict()}, indent=1))
-    print(summary.report(source))
-    return datasets.load_from_disk(str(output_dir))
+    logger.info(summary.report(source))
+    dataset_dict = datasets.load_from_disk(str(output_dir))
+    write_dataset_card(output_dir, card, dataset_dict, json.loads(description), summary.to_dict(),
+                       manifest["config"].get("split_files"))
+    return dataset_dict

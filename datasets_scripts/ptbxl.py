@@ -16,7 +16,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import cli
-from .common import dataset_description, ecg_features, multi_hot, read_wfdb, standardize_signal
+from .card import SourceCard
+from .common import dataset_description, ecg_features, label_indices, read_wfdb, standardize_signal
 from .prepare import PreparationSummary, assign_splits, prepare
 
 # Official label sets, in the column order of the MERL/MELP training CSVs (labels are stored by name anyway).
@@ -28,6 +29,21 @@ TASK_LABELS = {
              "NT", "STE", "NST", "PVC", "INVT", "LVOLT"),
     "rhythm": ("SVARR", "BIGU", "STACH", "SARRH", "SBRAD", "TRIGU", "AFIB", "SR", "SVTAC", "PSVT", "AFLT", "PACE"),
 }
+CARD = SourceCard(
+    pretty_name="PTB-XL (tamer-hf preparation)", license="cc-by-4.0",
+    homepage="https://physionet.org/content/ptb-xl/1.0.3/",
+    summary="PTB-XL: 21,799 clinical 10 s 12-lead ECGs of 18,869 patients with SCP-ECG statements, prepared as one "
+            "multi-label task of the PTB-XL benchmark (Strodthoff et al. 2021) for zero-shot and linear-probe "
+            "evaluation.",
+    citation="""@article{wagner2020ptbxl,
+  title = {{PTB-XL}, a large publicly available electrocardiography dataset},
+  author = {Wagner, Patrick and Strodthoff, Nils and Bousseljot, Ralf-Dieter and Kreiseler, Dieter and
+            Lunze, Fatima I. and Samek, Wojciech and Schaeffter, Tobias},
+  journal = {Scientific Data}, volume = {7}, pages = {154}, year = {2020}, doi = {10.1038/s41597-020-0495-6}
+}""",
+    split_rule="The official stratified folds: 1-8 train, 9 validation, 10 test.",
+    tags=["ptb-xl"],
+)
 OFFICIAL_FOLDS = {**{fold: "train" for fold in range(1, 9)}, 9: "validation", 10: "test"}
 DATABASE_COLUMNS = ["ecg_id", "patient_id", "scp_codes", "strat_fold", "filename_hr"]
 
@@ -52,7 +68,7 @@ def task_labels(scp_codes: str, code_map: dict) -> list[str]:
 def _load_ptbxl(task: dict, label_list: tuple) -> dict:
     signal, names, fs = read_wfdb(task["path"])
     return {"ecg": standardize_signal(signal, names, fs), "record_id": task["record_id"],
-            "patient_id": task["patient_id"], "labels": multi_hot(task["label_names"].split("|"), list(label_list))}
+            "patient_id": task["patient_id"], "labels": label_indices(task["label_names"].split("|"), label_list)}
 
 
 def read_tables(raw_dir: Path):
@@ -98,12 +114,13 @@ def build(raw_dir, output_dir=None, task: str = "super", split_files=None, num_w
     folds = database.loc[~unlabeled, "strat_fold"].astype(int).map(OFFICIAL_FOLDS)
     table = assign_splits(table[~unlabeled], summary, split_files,
                           fixed_split=None if split_files else folds.to_numpy())
-    features = ecg_features(len(TASK_LABELS[task]))
+    features = ecg_features(TASK_LABELS[task])
     return prepare(table, partial(_load_ptbxl, label_list=TASK_LABELS[task]), features, output_dir,
                    source=f"ptbxl_{task}", description=dataset_description("ptbxl", list(TASK_LABELS[task]),
                                                                            task=task),
                    config={"source": "ptbxl", "task": task, "raw_dir": str(raw_dir), "split_files": split_files},
-                   num_workers=num_workers, shard_size=shard_size, pre_dropped=summary, overwrite=overwrite)
+                   card=CARD, num_workers=num_workers, shard_size=shard_size, pre_dropped=summary,
+                   overwrite=overwrite)
 
 
 def main(argv=None):
@@ -111,7 +128,7 @@ def main(argv=None):
     parser.add_argument("--task", default="super", help="super | sub | form | rhythm")
     parser.add_argument("--split_files", nargs="+", metavar="SPLIT=CSV",
                         help="external split, e.g. MERL's ptbxl_super_class_{train,val,test}.csv")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     build(args.raw_dir, args.output_dir, args.task, cli.split_files_from(args), args.num_workers,
           args.shard_size, args.overwrite)
 

@@ -23,10 +23,21 @@ import numpy as np
 import pandas as pd
 
 from . import cli
-from .common import LEADS, TARGET_FS, TARGET_LEN, dataset_description, deterministic_split, ecg_features, multi_hot
+from .card import SourceCard
+from .common import (LEADS, TARGET_FS, TARGET_LEN, dataset_description, deterministic_split, ecg_features,
+                     label_indices)
 
 SYNTHETIC_LABELS = ("NORM", "SR", "SBRAD", "STACH", "AFIB", "AFLT", "1AVB", "2AVB", "3AVB", "CLBBB", "CRBBB",
                     "STE", "STD", "INVT", "PVC", "PAC")
+
+CARD = SourceCard(
+    pretty_name="Synthetic 12-lead ECGs with reports (tamer-hf)", license="apache-2.0", homepage=None, citation=None,
+    summary="Synthetic 10 s 12-lead ECGs from a moving-dipole model, each with a machine-style report and "
+            "multi-label codes; record i depends only on (seed, i). For tests and the quick start, not for clinical "
+            "conclusions.",
+    split_rule="A hash of the record id: about 80 / 10 / 10 %.",
+    tags=["synthetic"],
+)
 
 _TIME = np.arange(TARGET_LEN) / TARGET_FS  # (5000,) seconds
 _LEAD = {name: i for i, name in enumerate(LEADS)}
@@ -339,7 +350,7 @@ def _record_id(seed: int, index: int) -> str:
 def _synthetic_row(task: dict) -> dict:
     signal, report, labels = next(iter_records(1, task["seed"], task["index"], task["include_av_blocks"]))
     return {"ecg": signal, "record_id": task["record_id"], "patient_id": task["patient_id"], "report": report,
-            "labels": multi_hot(labels, list(SYNTHETIC_LABELS))}
+            "labels": label_indices(labels, list(SYNTHETIC_LABELS))}
 
 
 def _task_table(num_records: int, seed: int, include_av_blocks: bool) -> pd.DataFrame:
@@ -360,14 +371,14 @@ def generate(num_records: int = 1000, seed: int = 0, output_dir=None, num_worker
 
     if num_records < 1:
         raise ValueError(f"num_records must be >= 1, got {num_records}")
-    features = ecg_features(len(SYNTHETIC_LABELS), with_report=True)
+    features = ecg_features(SYNTHETIC_LABELS, with_report=True)
     description = dataset_description("synthetic", list(SYNTHETIC_LABELS), seed=seed)
     table = _task_table(num_records, seed, include_av_blocks)
     if output_dir is not None:
         from .prepare import prepare
 
         return prepare(table, _synthetic_row, features, output_dir, source="synthetic", description=description,
-                       config={"source": "synthetic", "seed": seed, "include_av_blocks": include_av_blocks},
+                       config={"source": "synthetic", "seed": seed, "include_av_blocks": include_av_blocks}, card=CARD,
                        num_workers=num_workers, shard_size=shard_size, overwrite=overwrite)
     splits = {}
     for split in ("train", "validation", "test"):
@@ -433,7 +444,8 @@ def main(argv=None):
     parser.add_argument("--mimic_layout", action="store_true",
                         help="write raw MIMIC-IV-ECG-style files to output_dir instead of a DatasetDict")
     parser.add_argument("--overwrite", action="store_true")
-    args = parser.parse_args(argv)
+    cli.add_verbosity_argument(parser)
+    args = cli.parse_args(parser, argv)
     if args.mimic_layout:
         write_mimic_layout(args.output_dir, args.num_records, args.seed)
         return

@@ -22,7 +22,7 @@ from datasets import load_from_disk
 from transformers import AutoModel, AutoProcessor
 
 import tamer_hf  # noqa: F401  (registers the TAMER Auto classes)
-from datasets_scripts import cli, label_names
+from datasets_scripts import cli, label_names, multi_hot_labels
 from tamer_hf import evaluation
 from tamer_hf import linear_probe as probe
 from tamer_hf.plotting import plot_per_class_auc, plot_roc_curves
@@ -75,7 +75,7 @@ def load_split(path, split, max_records):
 
 
 def labels_of(dataset) -> np.ndarray:
-    return np.asarray(dataset.with_format("numpy")["labels"], dtype=np.int8)  # (N, C)
+    return multi_hot_labels(dataset)  # (N, C)
 
 
 class PromptSource:

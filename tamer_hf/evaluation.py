@@ -114,14 +114,25 @@ def load_domain_mapping(pair: str, path: str | os.PathLike | None = None) -> dic
 def label_set_of(dataset, task: str | None = None) -> str | None:
     """The description section for a dataset written by `datasets_scripts` (`ptbxl` + task -> `ptbxl_super`).
 
-    PTB-XL datasets record their task; `task` is only used for one that does not."""
-    from datasets_scripts.common import dataset_metadata
+    PTB-XL datasets record their task; `task` is only used for one that does not. Data that lost the builder's
+    metadata on the way (Parquet, the Hub) is matched by its class names: the smallest packaged section that holds
+    every one of them, None when no section does."""
+    from datasets_scripts.common import dataset_metadata, label_names
 
-    metadata = dataset_metadata(dataset)
+    try:
+        metadata = dataset_metadata(dataset)
+    except ValueError:
+        metadata = {}
     source = metadata.get("tamer_source")
     if source == "ptbxl":
         return f"ptbxl_{metadata.get('task') or task or 'super'}"
-    return source
+    if source is not None:
+        return source
+    names = set(label_names(dataset))
+    table, _ = read_json_source(PACKAGED_DESCRIPTIONS)
+    covering = sorted((len(labels), key) for key, labels in table.items()
+                      if not key.startswith("_") and names and names <= set(labels))
+    return covering[0][1] if covering else None
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -366,14 +377,17 @@ def dataset_record(dataset, path: str, split: str, max_records: int | None = Non
     """Which records were scored: datasets' `_fingerprint` of the split used, its path, the builder's source and
     protocol from the dataset metadata (None when absent), and `records_sha256`, a path-independent hash of the
     `record_id` column and the labels (the fingerprint of a `save_to_disk` folder depends on file paths and times)."""
-    from datasets_scripts.common import dataset_metadata
+    from datasets_scripts.common import dataset_metadata, multi_hot_labels
 
     try:
         metadata = dataset_metadata(dataset)
     except ValueError:
         metadata = {}
-    columns = [column for column in ("record_id", "labels") if column in dataset.column_names]
-    content = dataset.select_columns(columns).with_format(None).to_dict() if columns else {}
+    content = {}
+    if "record_id" in dataset.column_names:
+        content["record_id"] = dataset.with_format(None)["record_id"][:]
+    if "labels" in dataset.column_names:  # multi-hot rows: the same hash for a folder prepared before labels moved
+        content["labels"] = multi_hot_labels(dataset).tolist()
     return {
         "path": str(path), "split": split, "fingerprint": getattr(dataset, "_fingerprint", None),
         "records_sha256": sha256_bytes(json.dumps(content).encode("utf-8")) if content else None,

@@ -170,11 +170,11 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
 
 def load_labelled_dataset(path: str, splits: list[str]):
     """The DatasetDict written by datasets_scripts, its label names, and the checks a run needs: the splits exist and
-    have `ecg` and multi-hot `labels`, and validation has a class with both label values (else no epoch can be
-    selected)."""
+    have `ecg` and named `labels`, and validation has a class with both label values (else no epoch can be selected).
+    A folder prepared before the class names moved into the Features is upgraded in memory."""
     import datasets
 
-    from datasets_scripts import label_names
+    from datasets_scripts.common import label_names, upgrade_labels
 
     try:
         corpus = datasets.load_from_disk(path)
@@ -189,16 +189,19 @@ def load_labelled_dataset(path: str, splits: list[str]):
         missing = {"ecg", "labels"} - set(corpus[split].column_names)
         if missing:
             raise InputError(f"--dataset {path!r}: split {split!r} has no column(s) {sorted(missing)}; a labelled "
-                             "dataset from datasets_scripts has `ecg` and multi-hot `labels`.")
+                             "dataset from datasets_scripts has `ecg` and `labels`.")
     try:
         names = label_names(corpus[splits[0]])
+        corpus = datasets.DatasetDict({split: upgrade_labels(corpus[split]) for split in splits})
     except ValueError as error:
         raise InputError(f"--dataset {path!r}: {error}.") from None
     return corpus, names
 
 
 def labels_of(dataset) -> np.ndarray:
-    return np.asarray(dataset.with_format("numpy")["labels"], dtype=np.int8)  # (N, C)
+    from datasets_scripts import multi_hot_labels
+
+    return multi_hot_labels(dataset)  # (N, C) int8
 
 
 def train_subset(num_records: int, fraction: float) -> np.ndarray:
@@ -210,14 +213,16 @@ def train_subset(num_records: int, fraction: float) -> np.ndarray:
 
 
 class ClassificationCollator:
-    """Rows {ecg (12, T) mV, labels (C,)} -> `input_values` (B, 12, 5000) through the feature extractor (the inference
-    transform) and float `labels` (B, C)."""
+    """Rows {ecg (12, T) mV, labels: class indices} -> `input_values` (B, 12, 5000) through the feature extractor (the
+    inference transform) and multi-hot float `labels` (B, num_labels)."""
 
-    def __init__(self, feature_extractor, sampling_rate: float):
-        self.feature_extractor, self.sampling_rate = feature_extractor, sampling_rate
+    def __init__(self, feature_extractor, sampling_rate: float, num_labels: int):
+        self.feature_extractor, self.sampling_rate, self.num_labels = feature_extractor, sampling_rate, num_labels
 
     def __call__(self, rows: list[dict]) -> dict:
-        labels = torch.from_numpy(np.stack([np.asarray(row["labels"], dtype=np.float32) for row in rows]))  # (B, C)
+        labels = torch.zeros(len(rows), self.num_labels)  # (B, C)
+        for row_labels, row in zip(labels, rows):
+            row_labels[[int(index) for index in row["labels"]]] = 1.0
         return {"input_values": ecg_input_values(self.feature_extractor, rows, self.sampling_rate), "labels": labels}
 
 
@@ -331,7 +336,7 @@ def finetune(args) -> dict:
     model, processor = load_head_model(args.model, names)
     if args.freeze_encoder:
         model.freeze_base_model()
-    collator = ClassificationCollator(processor.feature_extractor, args.sampling_rate)
+    collator = ClassificationCollator(processor.feature_extractor, args.sampling_rate, len(names))
 
     def loader(dataset, size, shuffle, drop_last=False):
         return DataLoader(dataset.select_columns(["ecg", "labels"]).with_format("numpy"), batch_size=size,

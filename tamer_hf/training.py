@@ -17,6 +17,7 @@ per-process micro-batch instead.
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import json
 import math
@@ -240,9 +241,10 @@ def load_corpus(args):
         corpus = datasets.load_from_disk(path)
     elif path.endswith(".parquet") and os.path.isfile(path):
         corpus = datasets.load_dataset("parquet", data_files={args.train_split: path})
-    elif os.path.isdir(path) and any(name.endswith(".parquet") for name in os.listdir(path)):
-        files = sorted(os.path.join(path, name) for name in os.listdir(path) if name.endswith(".parquet"))
-        corpus = datasets.load_dataset("parquet", data_files={args.train_split: files})
+    elif os.path.isdir(path) and glob.glob(os.path.join(glob.escape(path), "**", "*.parquet"), recursive=True):
+        # splits from the file names as on the Hub (train.parquet, data/validation-00000-of-00001.parquet, ...);
+        # files named otherwise are all "train"
+        corpus = datasets.load_dataset("parquet", data_dir=path)
     elif os.path.exists(path):
         raise InputError(f"--dataset {path!r}: not a save_to_disk folder, a .parquet file or a folder of .parquet files.")
     else:
@@ -530,14 +532,13 @@ def make_trackers(args) -> list:
 
 
 def has_labels(dataset) -> bool:
+    """Whether a split can be scored: it has a `labels` column. Labels without class names raise (a Parquet file or
+    Hub dataset whose `labels` are not `List(ClassLabel)`): validation is never skipped silently."""
     if dataset is None or "labels" not in dataset.column_names:
         return False
-    try:
-        from datasets_scripts import label_names
+    from datasets_scripts import label_names
 
-        return len(label_names(dataset)) > 0
-    except ValueError:
-        return False
+    return len(label_names(dataset)) > 0
 
 
 @torch.no_grad()
@@ -549,7 +550,7 @@ def zero_shot_auc(model, processor, dataset, sampling_rate: float = 500.0,
     `"description"`: the whole packaged description. Unknown labels are prompted by their code. `template` formats
     each prompt (the pipeline's `hypothesis_template`): "{}." makes it a sentence like those of the reports.
     """
-    from datasets_scripts import label_names
+    from datasets_scripts import label_names, multi_hot_labels
 
     from .evaluation import (cosine_scores, embed_ecgs, embed_prompts, label_set_of, load_label_descriptions,
                              make_prompts, per_class_auc)
@@ -566,11 +567,11 @@ def zero_shot_auc(model, processor, dataset, sampling_rate: float = 500.0,
         descriptions = {label: text.split(":")[0] for label, text in descriptions.items()}
     was_training = model.training
     model.eval()
-    columns = dataset.with_format("numpy", columns=["ecg", "labels"])
-    ecg_embeds = embed_ecgs(model, processor.feature_extractor, columns["ecg"], sampling_rate=int(sampling_rate))
+    ecgs = dataset.with_format("numpy", columns=["ecg"])["ecg"]
+    ecg_embeds = embed_ecgs(model, processor.feature_extractor, ecgs, sampling_rate=int(sampling_rate))
     prompt_embeds = embed_prompts(model, processor.tokenizer, make_prompts(names, template, descriptions))
     model.train(was_training)
-    result = per_class_auc(np.asarray(columns["labels"]), cosine_scores(ecg_embeds, prompt_embeds), names)
+    result = per_class_auc(multi_hot_labels(dataset), cosine_scores(ecg_embeds, prompt_embeds), names)
     result["num_records"] = len(dataset)
     return result
 

@@ -16,6 +16,7 @@ from scipy.io import savemat
 from datasets_scripts import LEADS, cpsc2018, label_names
 from datasets_scripts.common import dataset_metadata
 from datasets_scripts.prepare import SUMMARY
+from test_datasets_card import check_dataset_card
 
 MERL_ICBEB = Path(__file__).resolve().parents[2] / "shared/reference/merl/data_split/icbeb"
 GAIN = 1000.0  # ADC units per mV, as in the CinC-2020 CPSC headers: quantisation step 1 uV
@@ -100,7 +101,7 @@ def test_tamer_drops_the_8_s_record_keeps_10_s_and_cuts_30_s_to_its_first_10_s(c
     for name in ("A0002", "A0003"):  # sample for sample what an independent reader gives for the first 10 s
         values = wfdb.rdsamp(str(cpsc_cinc_raw / "g1" / name))[0].T
         np.testing.assert_allclose(rows[name][1]["ecg"], values[:, :5000], rtol=0, atol=1e-6)
-        assert {n for n, v in zip(label_names(dataset), rows[name][1]["labels"]) if v} == LABELS[name]
+        assert {label_names(dataset)[i] for i in rows[name][1]["labels"]} == LABELS[name]
     summary = json.loads((tmp_path / "out" / SUMMARY).read_text())
     assert summary["dropped"] == {TAMER_DROP: 1}
     assert summary["examples"][TAMER_DROP] == ["A0001"]
@@ -115,7 +116,9 @@ def test_tamer_is_the_default_and_its_counts_are_in_the_metadata(cpsc_cinc_raw, 
     summary = json.loads((tmp_path / "out" / SUMMARY).read_text())
     assert summary["protocol"] == "tamer" and summary["num_records"] == counts
     assert {split: len(dataset[split]) for split in dataset} == counts
-    assert "[cpsc2018] protocol=tamer: train=0, validation=1, test=1 records (total 2)" in capsys.readouterr().out
+    assert "[cpsc2018] protocol=tamer: train=0, validation=1, test=1 records (total 2)" in capsys.readouterr().err
+    card = check_dataset_card(tmp_path / "out", dataset, license="cc-by-4.0")
+    assert "- `protocol`: tamer" in card.text and "test = `icbeb_test.csv`" in card.text
 
 
 def test_merl_keeps_the_first_2500_samples_then_zeros_exactly_as_its_loader(cpsc_cinc_raw, merl_split, tmp_path):

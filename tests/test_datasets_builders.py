@@ -14,6 +14,7 @@ from datasets_scripts import LEADS, label_names
 from datasets_scripts import cpsc2018, csn, mimic_iv_ecg, ptbxl, synthetic
 from datasets_scripts.common import dataset_metadata, deterministic_split
 from datasets_scripts.prepare import MANIFEST, SUMMARY
+from test_datasets_card import check_dataset_card
 
 MERL_SPLITS = Path(__file__).resolve().parents[2] / "shared/reference/merl/data_split"
 MIMIC_ORDER = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]
@@ -36,7 +37,7 @@ def rows_by_id(dataset):
 
 
 def named(row, names):
-    return {n for n, v in zip(names, row["labels"]) if v}
+    return {names[i] for i in row["labels"]}
 
 
 def summary_of(output_dir):
@@ -115,6 +116,8 @@ def test_ptbxl_task_labels_record_by_record(ds_ptbxl_raw, tmp_path, task):
         assert split == {9: "validation", 10: "test"}.get(folds[rid], "train")
         assert row["patient_id"] == str(100 + int(rid))
     assert len(dataset["train"]) + len(dataset["validation"]) + len(dataset["test"]) == len(EXPECTED[task])
+    card = check_dataset_card(tmp_path / "out", reloaded, license="cc-by-4.0")
+    assert f"- `task`: {task}" in card.text and "official stratified folds" in card.text
 
 
 def test_ptbxl_corrupt_records_are_counted_and_small_gaps_repaired(ds_ptbxl_raw, tmp_path):
@@ -222,6 +225,9 @@ def test_mimic_reports_leads_and_patient_split(ds_mimic_raw, tmp_path):
     dropped = summary_of(tmp_path / "out")["dropped"]
     assert dropped == {"report shorter than 4 words": 1, "no row in machine_measurements.csv": 1}
     assert "labels" not in dataset["train"].features and label_names(dataset) == []
+    card = check_dataset_card(tmp_path / "out", dataset, license="other")
+    assert card.data.task_categories == ["feature-extraction"] and "do not push" in card.text
+    assert "| 1 | report shorter than 4 words |" in card.text
 
 
 def test_mimic_float16_option(ds_mimic_raw, tmp_path):
@@ -328,6 +334,7 @@ def test_csn_snomed_codes_match_exactly_never_by_substring(ds_csn_raw, tmp_path)
     summary = summary_of(tmp_path / "out")
     assert summary["dropped"] == {"no label of the label set": 1}  # SB is not a MERL class
     assert summary["notes"] == {"SNOMED code 1649300061 not in the condition table": 1}
+    check_dataset_card(tmp_path / "out", dataset, license="cc-by-4.0")
     everything = csn.build(ds_csn_raw, tmp_path / "all", label_set="all")
     assert label_names(everything) == ["1AVB", "LBBB", "LBBBB", "SB", "SR", "AFIB", "ST", "AF", "STE"]
     assert named(rows_by_id(everything)["JS00004"][1], label_names(everything)) == {"SB"}

@@ -24,6 +24,7 @@ from datasets_scripts import code_test, custom
 from datasets_scripts.common import deterministic_split
 from datasets_scripts.prepare import SUMMARY
 from datasets_scripts.synthetic import SYNTHETIC_LABELS, iter_records
+from test_datasets_card import check_dataset_card
 
 REPO = Path(__file__).resolve().parents[1]
 MIMIC_ORDER = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]
@@ -120,11 +121,12 @@ def test_code_test_labels_signals_and_drops(ds_code_raw, tmp_path):
     raw, tracings = ds_code_raw
     code_test.build(raw, tmp_path / "out", num_workers=2, shard_size=4)
     dataset = datasets.load_from_disk(str(tmp_path / "out"))
+    check_dataset_card(tmp_path / "out", dataset, license="cc-by-4.0")
     names = label_names(dataset)
     assert names == ["1AVB", "CRBBB", "CLBBB", "SBRAD", "AFIB", "STACH"]
     features = dataset["test"].features
     assert features["ecg"] == datasets.Array2D((12, 5000), "float32")
-    assert features["labels"] == datasets.List(datasets.Value("int8"), length=6)
+    assert features["labels"] == datasets.List(datasets.ClassLabel(names=names))
     assert set(features) == {"ecg", "record_id", "patient_id", "labels"}
     assert len(dataset["train"]) == len(dataset["validation"]) == 0  # CODE-test is a test set
     rows = rows_by_id(dataset)
@@ -132,7 +134,7 @@ def test_code_test_labels_signals_and_drops(ds_code_raw, tmp_path):
     for index, expected_labels in CODE_EXPECTED_LABELS.items():
         split, row = rows[f"code-test-{index:04d}"]
         assert split == "test" and row["patient_id"] == ""
-        assert {n for n, v in zip(names, row["labels"]) if v} == expected_labels
+        assert {names[i] for i in row["labels"]} == expected_labels
         assert row["ecg"].shape == (12, 5000) and row["ecg"].dtype == np.float32
         np.testing.assert_allclose(row["ecg"], code_reference(tracings[index]), atol=1e-5)
     # the 7 s exam sits in the middle: its padding is split between both ends after the central crop
@@ -253,9 +255,10 @@ def test_custom_table_rate_column_layouts_reports_and_drops(ds_table, tmp_path):
                             sampling_rate_column="fs", id_column="ecg_id", patient_column="subject",
                             num_workers=2, shard_size=4)
     dataset = datasets.load_from_disk(str(tmp_path / "out"))
-    assert dataset["train"].features == custom.ecg_features(0, with_report=True)
+    assert dataset["train"].features == custom.ecg_features(None, with_report=True)
     assert label_names(dataset) == []
     check_table_dataset(dataset)
+    check_dataset_card(tmp_path / "out", dataset, license="unknown", citation=False)
     summary = summary_of(tmp_path / "out")
     assert summary["dropped"] == {"empty report": 2, "ECG shape (8, 2500) has no axis of 12 leads": 1,
                                   "non-finite samples (NaN/Inf) beyond the 1% repair limit": 1}
@@ -403,10 +406,9 @@ def test_synthetic_cli_writes_a_reloadable_corpus(tmp_path):
         signal, report, labels = next(iter_records(1, seed=3, start=index))
         np.testing.assert_array_equal(row["ecg"], signal)
         assert row["report"] == report and split == deterministic_split(row["record_id"])
-        assert [n for n, v in zip(SYNTHETIC_LABELS, row["labels"]) if v] == [n for n in SYNTHETIC_LABELS
-                                                                              if n in labels]
+        assert [SYNTHETIC_LABELS[i] for i in row["labels"]] == [n for n in SYNTHETIC_LABELS if n in labels]
     assert sum(summary_of(out)["kept"].values()) == 40 and summary_of(out)["dropped"] == {}
-    assert "kept 40 records" in result.stdout
+    assert "kept 40 records" in result.stderr
 
 
 def test_custom_cli_table_and_wfdb_modes(ds_table, ds_wfdb_raw, tmp_path):
@@ -422,7 +424,7 @@ def test_custom_cli_table_and_wfdb_modes(ds_table, ds_wfdb_raw, tmp_path):
     assert folder.returncode == 0, folder.stderr
     check_table_dataset(datasets.load_from_disk(str(tmp_path / "table")))
     check_wfdb_dataset(datasets.load_from_disk(str(tmp_path / "wfdb")), ds_wfdb_raw)
-    assert "dropped 4 records" in table_out and "empty report" in table_out
+    assert "dropped 4 records" in table_err and "empty report" in table_err  # the summary is logged to stderr
 
 
 def test_bad_invocations_exit_2_with_one_error_line(ds_table, tmp_path):

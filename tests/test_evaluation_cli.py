@@ -15,7 +15,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import tamer_hf
-from datasets_scripts import cli, label_names, synthetic
+from datasets_scripts import cli, label_names, multi_hot_labels, synthetic
 from tamer_hf import evaluation
 from tamer_hf.pipelines import TASK, pipeline
 from tamer_hf.testing_utils import tiny_model_and_processor
@@ -67,7 +67,7 @@ def test_eval_script_auc_domain_shift_probe_and_plots(workspace):
 
     source = load_from_disk(workspace / "source")
     classes = label_names(source)
-    y_true = np.asarray(source["test"]["labels"])
+    y_true = multi_hot_labels(source["test"])
     scores = pipeline_cosines(workspace / "model", source["test"], classes, descriptions)
     kept = [i for i in range(len(classes)) if 0 < y_true[:, i].sum() < len(y_true)]
     assert kept and results["zero_shot"]["excluded"] == [c for i, c in enumerate(classes) if i not in kept]
@@ -79,7 +79,7 @@ def test_eval_script_auc_domain_shift_probe_and_plots(workspace):
 
     # domain shift = zero-shot on the target's own classes, averaged over the classes the mapping covers
     target = load_from_disk(workspace / "target")
-    target_labels = np.asarray(target["test"]["labels"])
+    target_labels = multi_hot_labels(target["test"])
     target_names = label_names(target)
     target_scores = pipeline_cosines(workspace / "model", target["test"], target_names, descriptions)
     shift = results["domain_shift"]["synthetic"]

@@ -18,7 +18,7 @@ import pytest
 import torch
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-from datasets_scripts import label_names, synthetic
+from datasets_scripts import label_names, multi_hot_labels, synthetic
 from tamer_hf import TamerFeatureExtractor, TamerForECGClassification, TamerModel, TamerProcessor
 from tamer_hf.evaluation import per_class_auc, sha256_file
 from tamer_hf.finetuning import RECIPES, head_class_for, merl_step_factor, parse_args, parse_fraction
@@ -237,7 +237,7 @@ def test_saved_folder_reproduces_the_test_scores_in_a_fresh_process(finetuned, d
         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
     assert completed.returncode == 0, completed.stderr[-3000:]
     logits = {mode: np.load(tmp_path / f"{mode}.npy") for mode in ("tamer_hf", "remote_code")}
-    reproduced = per_class_auc(np.asarray(test_split["labels"]), logits["tamer_hf"].astype(np.float64),
+    reproduced = per_class_auc(multi_hot_labels(test_split), logits["tamer_hf"].astype(np.float64),
                                label_names(test_split))
     assert reproduced["per_class"] == results["test"]["per_class"]
     assert reproduced["macro_auc"] == results["test"]["macro_auc"]
