@@ -7,6 +7,8 @@ one, so adding a family is adding its `modeling/*_<name>.py` files and one modul
 The contract, in the order the loop uses it:
 
 1. `add_arguments(parser)` adds the family's own command-line options (the loop's options are generic).
+   `check_arguments(args)` checks them once the defaults below are filled (and may fill options that depend on
+   others).
 2. `quick_start_defaults` / `paper_defaults` fill the loop options left unset (without / with `--dataset`).
 3. `train_tokenizer(reports, args)` builds the tokenizer of the local text encoder (`--text_encoder local`); the loop
    runs it once, on the main process, and gives every process the same object.

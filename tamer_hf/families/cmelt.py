@@ -61,14 +61,14 @@ PAPER_DEFAULTS = dict(
     adam_beta1=0.9, adam_beta2=0.98, adam_epsilon=1e-6, weight_decay=0.01, lr_scheduler="tri_stage",
     tri_stage_ratios=[0.1, 0.4, 0.5], max_steps=300_000, global_batch_size=128, max_text_length=256,
     precise_bn_batches=0, eval_steps=2000, checkpointing_steps=2000, logging_steps=50,
-    n3s_encoder=PAPER_N3S_ENCODER, siglip_duplicate_reports="negative",
+    siglip_duplicate_reports="negative",
 )
 QUICK_START_DEFAULTS = dict(
     model_preset="cmelt-quick", text_encoder=LOCAL_TEXT_ENCODER, optimizer="adamw", learning_rate=1e-3,
     adam_beta1=0.9, adam_beta2=0.98, adam_epsilon=1e-6, weight_decay=0.01, lr_scheduler="cosine", warmup_steps=50,
     max_steps=800, global_batch_size=32, max_text_length=128, precise_bn_batches=0, eval_steps=200,
     checkpointing_steps=200, logging_steps=10,
-    n3s_encoder=OWN_TEXT_ENCODER, siglip_duplicate_reports="positive",
+    siglip_duplicate_reports="positive",
 )
 
 
@@ -81,8 +81,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--negatives", choices=["n3s", "random"], default="n3s",
                        help="reports swapped in as ETM/SigLIP negatives: the least similar of the N3S embeddings "
                        "(paper) or uniformly random (the paper's ablation)")
-    group.add_argument("--n3s_encoder", help="encoder of the N3S report embeddings: a Hub id / folder (paper: "
-                       f"{PAPER_N3S_ENCODER}) or '{OWN_TEXT_ENCODER}' (the model's own text encoder as initialised)")
+    group.add_argument("--n3s_encoder", help="encoder of the N3S report embeddings: a Hub id / folder, or "
+                       f"'{OWN_TEXT_ENCODER}' (the model's own text encoder as initialised); default: "
+                       f"{PAPER_N3S_ENCODER} (paper), '{OWN_TEXT_ENCODER}' with --text_encoder {LOCAL_TEXT_ENCODER} "
+                       "(offline)")
     group.add_argument("--n3s_k", type=int, default=64, help="a negative is drawn from the k least similar reports")
     group.add_argument("--n3s_negative_fraction", type=float, default=0.5, help="share of each batch swapped")
     group.add_argument("--n3s_backend", choices=["auto", "faiss", "exact"], default="auto")
@@ -94,6 +96,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_arguments(args) -> None:
+    """Check the C-MELT options and fill `--n3s_encoder`: with a local text encoder the run stays offline."""
+    if args.n3s_encoder is None:
+        args.n3s_encoder = OWN_TEXT_ENCODER if args.text_encoder == LOCAL_TEXT_ENCODER else PAPER_N3S_ENCODER
     if args.n3s_k < 1:
         raise ValueError(f"--n3s_k must be at least 1, got {args.n3s_k}.")
     if not 0 <= args.n3s_negative_fraction <= 1:
