@@ -8,15 +8,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
 from datasets import Array2D, ClassLabel, Features, List, Value
-from scipy.signal import resample_poly
 
 from tamer_hf.modeling.configuration_tamer import CANONICAL_LEADS
+from tamer_hf.modeling.feature_extraction_tamer import (UNIT_TO_MV, crop_or_pad, interpolate_non_finite, lead_rows,
+                                                        read_wfdb as read_wfdb_with_library, resample_to_rate)
 
 from .log import get_logger
 
@@ -26,9 +26,6 @@ LEADS = tuple(CANONICAL_LEADS)  # the model's lead order, one definition for the
 TARGET_FS = 500  # Hz, the model's input rate (SPEC §3)
 TARGET_LEN = 5000  # samples = 10 s at 500 Hz
 SPLITS = ("train", "validation", "test")
-
-# Upper-cased spellings seen in the public headers (CODE uses DI/DII/DIII) -> canonical lead name.
-_LEAD_ALIASES = {name.upper(): name for name in LEADS} | {"DI": "I", "DII": "II", "DIII": "III"}
 
 # Record-cleaning rule (documented in docs/datasets.md): up to this fraction of non-finite samples in a lead is
 # repaired by linear interpolation; more is a dropped record.
@@ -173,61 +170,36 @@ def label_indices(names, label_list) -> list[int]:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# signal conventions
+# signal conventions: the builders' policies around the feature extractor's signal helpers (one copy of each)
 # ----------------------------------------------------------------------------------------------------------------
-def canonical_lead_name(name: str) -> str | None:
-    return _LEAD_ALIASES.get(name.strip().upper())
-
-
 def reorder_leads(signal: np.ndarray, lead_names) -> np.ndarray:
-    """(n_leads, T) in the record's order -> (12, T) in LEADS order, matching leads by name (fixes MIMIC's aVF/aVL)."""
-    position = {}
-    for i, name in enumerate(lead_names):
-        canonical = canonical_lead_name(name)
-        if canonical is not None and canonical not in position:
-            position[canonical] = i
-    missing = [lead for lead in LEADS if lead not in position]
+    """(n_leads, T) in the record's order -> (12, T) in LEADS order, matching leads by name (fixes MIMIC's aVF/aVL);
+    other leads are ignored, a missing one drops the record."""
+    rows = lead_rows(lead_names, LEADS)
+    missing = [lead for target, lead in enumerate(LEADS) if target not in rows]
     if missing:
         raise DropRecord(f"missing leads {','.join(missing)}")
-    return signal[[position[lead] for lead in LEADS]]
+    return signal[[rows[target] for target in range(len(LEADS))]]
 
 
 def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
     """(12, T) at `fs` -> (12, T * 500 / fs) by polyphase filtering; no-op at 500 Hz."""
     if fs <= 0:
         raise DropRecord(f"invalid sampling rate {fs}")
-    ratio = Fraction(TARGET_FS) / Fraction(fs).limit_denominator(1000)
-    if ratio == 1:
-        return signal
-    return resample_poly(signal, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+    return resample_to_rate(signal, fs, TARGET_FS).astype(np.float32, copy=False)
 
 
 def fit_length(signal: np.ndarray, length: int = TARGET_LEN, anchor: str = "start") -> np.ndarray:
     """Crop or zero-pad the time axis to `length`; `anchor='center'` keeps the middle (CODE pads both sides)."""
-    n = signal.shape[-1]
-    if n > length:
-        start = (n - length) // 2 if anchor == "center" else 0
-        return signal[:, start:start + length]
-    if n < length:
-        padded = np.zeros((signal.shape[0], length), dtype=signal.dtype)  # (12, length)
-        padded[:, :n] = signal
-        return padded
-    return signal
+    return crop_or_pad(signal, length, anchor)
 
 
 def repair_nonfinite(signal: np.ndarray) -> np.ndarray:
     """Linear interpolation over NaN/Inf runs per lead, or DropRecord when a lead is more than 1% non-finite."""
     bad = ~np.isfinite(signal)
-    if not bad.any():
-        return signal
-    if bad.mean(axis=1).max() > MAX_NONFINITE_FRACTION:
+    if bad.any() and bad.mean(axis=1).max() > MAX_NONFINITE_FRACTION:
         raise DropRecord("non-finite samples (NaN/Inf) beyond the 1% repair limit")
-    repaired = signal.copy()
-    time = np.arange(signal.shape[1])
-    for lead in np.flatnonzero(bad.any(axis=1)):
-        good = ~bad[lead]
-        repaired[lead, ~good] = np.interp(time[~good], time[good], signal[lead, good])
-    return repaired
+    return interpolate_non_finite(signal)
 
 
 def standardize_signal(signal: np.ndarray, lead_names, fs: float, anchor: str = "start",
@@ -250,9 +222,6 @@ def standardize_signal(signal: np.ndarray, lead_names, fs: float, anchor: str = 
 # ----------------------------------------------------------------------------------------------------------------
 # WFDB reading: a numpy fast path for format 16 (MIMIC, PTB-XL, CinC .mat) with wfdb as the general fallback
 # ----------------------------------------------------------------------------------------------------------------
-_UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}
-
-
 def _parse_header(header_path: Path):
     """Minimal WFDB header parse for the single-file, format-16 case; None when the fast path does not apply."""
     lines = [ln.strip() for ln in header_path.read_text(errors="replace").splitlines()]
@@ -275,7 +244,7 @@ def _parse_header(header_path: Path):
         adc_zero = int(parts[4]) if len(parts) > 4 else 0
         gains.append(float(gain_value) or 200.0)
         baselines.append(int(baseline_text.rstrip(")")) if baseline_text else adc_zero)
-        units.append(_UNIT_TO_MV.get((unit or "mV").lower()))
+        units.append(UNIT_TO_MV.get((unit or "mV").lower()))
         names.append(parts[8] if len(parts) > 8 else "")
     if len(files) != 1 or len(offsets) != 1 or None in units or len(names) != n_sig:
         return None
@@ -308,14 +277,11 @@ def read_wfdb(record_path) -> tuple[np.ndarray, list[str], float]:
 
 
 def _read_wfdb_with_library(record_path: Path):
-    import wfdb
-
     try:
-        values, fields = wfdb.rdsamp(str(record_path))
+        signal, fs, names = read_wfdb_with_library(record_path)
     except Exception as error:  # wfdb raises many types on broken files; the reason is what matters here
         raise DropRecord(f"unreadable WFDB record ({type(error).__name__})") from None
-    scale = np.array([_UNIT_TO_MV.get((u or "mV").lower(), 1.0) for u in fields["units"]], dtype=np.float32)
-    return values.T.astype(np.float32) * scale[:, None], list(fields["sig_name"]), float(fields["fs"])
+    return signal.astype(np.float32), names, fs
 
 
 def header_comments(record_path) -> list[str]:

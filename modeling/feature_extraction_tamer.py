@@ -3,6 +3,9 @@
 Steps, in order: read (array / tensor / list / WFDB path / dict) -> put leads first -> reorder leads by name (derive
 missing limb leads, zero-fill others) -> repair or reject NaN/Inf -> polyphase resampling to 500 Hz -> crop or pad to
 10 s -> normalise (default: per-record min-max over all leads to [0, 1], as MERL and TAMER).
+
+The signal helpers (lead matching by name, WFDB reading in mV, polyphase resampling, NaN/Inf interpolation, crop or
+pad) are module functions: the dataset builders (`datasets_scripts`) use these same ones, with their own policies.
 """
 
 import os
@@ -22,6 +25,8 @@ NAN_POLICIES = ("interpolate", "zero", "raise")
 MIN_SAMPLING_RATE, MAX_SAMPLING_RATE = 50, 20_000  # Hz; outside this a "sampling rate" is almost surely a mistake
 MIN_DURATION_S = 1.0
 EPSILON = 1e-8  # MERL/MELP min-max denominator guard
+LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}  # spellings seen in public headers (CODE uses DI/DII/DIII)
+UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}  # WFDB physical units -> millivolts
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -64,12 +69,57 @@ def resample_poly(signal: np.ndarray, up: int, down: int) -> np.ndarray:
     return np.einsum("coj,oj->co", gathered, weights)
 
 
+def resample_to_rate(signal: np.ndarray, rate: float, target_rate: float, keep_samples: int | None = None):
+    """(C, T) at `rate` Hz -> (C, T * target_rate / rate) by `resample_poly`; a no-op at the target rate.
+
+    `keep_samples`: only that many output samples are needed, so input beyond them (plus the filter's reach) is
+    dropped first.
+    """
+    ratio = Fraction(target_rate) / Fraction(rate).limit_denominator(1000)
+    up, down = ratio.numerator, ratio.denominator
+    if keep_samples is not None:
+        signal = signal[:, : int(np.ceil(keep_samples * down / up)) + 10 * max(up, down) // up + 1]
+    return resample_poly(signal, up, down)
+
+
+def interpolate_non_finite(signal: np.ndarray) -> np.ndarray:
+    """Linear interpolation over the NaN/Inf samples of each lead; every lead needs at least one finite sample."""
+    finite = np.isfinite(signal)
+    if finite.all():
+        return signal
+    repaired = signal.copy()
+    time = np.arange(signal.shape[1])
+    for lead in np.flatnonzero(~finite.all(axis=1)):
+        good = finite[lead]
+        repaired[lead, ~good] = np.interp(time[~good], time[good], signal[lead, good])
+    return repaired
+
+
+def crop_or_pad(signal: np.ndarray, length: int, anchor: str = "start", pad_value: float = 0.0) -> np.ndarray:
+    """(C, T) -> (C, length): the first `length` samples (`anchor="center"`: the middle ones), or padded at the end."""
+    samples = signal.shape[-1]
+    if samples >= length:
+        start = (samples - length) // 2 if anchor == "center" else 0
+        return signal[:, start : start + length]
+    return np.pad(signal, ((0, 0), (0, length - samples)), constant_values=pad_value)
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Lead names
 
 
-def _lead_key(name: str) -> str:
-    return str(name).strip().upper().replace(" ", "")
+def lead_key(name: str) -> str:
+    """Case- and space-insensitive lead name, aliases resolved: "avf" -> "AVF", "DII" -> "II"."""
+    key = str(name).strip().upper().replace(" ", "")
+    return LEAD_ALIASES.get(key, key)
+
+
+def lead_rows(lead_names, target_leads) -> dict[int, int]:
+    """{row in target_leads: row in lead_names} for the target leads present (first occurrence wins)."""
+    rows = {}
+    for row, name in enumerate(lead_names):
+        rows.setdefault(lead_key(name), row)
+    return {target: rows[lead_key(name)] for target, name in enumerate(target_leads) if lead_key(name) in rows}
 
 
 def reorder_leads(signal: np.ndarray, lead_names, target_leads) -> np.ndarray:
@@ -78,19 +128,20 @@ def reorder_leads(signal: np.ndarray, lead_names, target_leads) -> np.ndarray:
     Missing limb leads are derived from I and II when both are present (Einthoven/Goldberger: III = II - I,
     aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2); any other missing lead is zero-filled with a warning.
     """
-    keys = [_lead_key(name) for name in lead_names]
+    keys = [lead_key(name) for name in lead_names]
     if len(set(keys)) != len(keys):
         raise ValueError(f"lead_names has duplicates: {list(lead_names)}")
-    target_keys = [_lead_key(name) for name in target_leads]
+    target_keys = [lead_key(name) for name in target_leads]
     unknown = [name for name, key in zip(lead_names, keys) if key not in target_keys]
     if unknown:
         raise ValueError(f"Unknown lead name(s) {unknown}; expected names among {list(target_leads)}.")
     index = {key: i for i, key in enumerate(keys)}
+    present = lead_rows(lead_names, target_leads)
     out = np.zeros((len(target_leads), signal.shape[-1]), dtype=signal.dtype)
     derived, zero_filled = [], []
     for row, (name, key) in enumerate(zip(target_leads, target_keys)):
-        if key in index:
-            out[row] = signal[index[key]]
+        if row in present:
+            out[row] = signal[present[row]]
         elif "I" in index and "II" in index and key in _LIMB_FORMULAS:
             out[row] = _LIMB_FORMULAS[key](signal[index["I"]], signal[index["II"]])
             derived.append(name)
@@ -116,7 +167,9 @@ _LIMB_FORMULAS = {
 
 
 def read_wfdb(path) -> tuple[np.ndarray, float, list[str]]:
-    """A WFDB record (`.hea` path or record name) -> ((C, T) millivolts, sampling rate, lead names)."""
+    """A WFDB record (`.hea` path or record name) -> ((C, T) millivolts, sampling rate, lead names).
+
+    Physical units other than mV (uV, V) are converted; NaN marks samples the record flags as invalid."""
     try:
         import wfdb
     except ImportError as error:
@@ -130,7 +183,8 @@ def read_wfdb(path) -> tuple[np.ndarray, float, list[str]]:
         signal, fields = wfdb.rdsamp(record)
     except Exception as error:  # wfdb raises many types for corrupt files
         raise ValueError(f"Could not read WFDB record {record}: {error}") from error
-    return np.asarray(signal, dtype=np.float64).T, float(fields["fs"]), list(fields["sig_name"])
+    scale = np.array([UNIT_TO_MV.get((unit or "mV").lower(), 1.0) for unit in fields["units"]])  # (C,)
+    return np.asarray(signal, dtype=np.float64).T * scale[:, None], float(fields["fs"]), list(fields["sig_name"])
 
 
 def _as_numeric_array(values) -> np.ndarray:
@@ -330,25 +384,13 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(
                 f"lead(s) {dead} contain no finite value (all NaN/Inf); drop the record or use nan_policy='zero'."
             )
-        repaired = signal.copy()
-        time = np.arange(signal.shape[1])
-        for lead in np.flatnonzero(~finite.all(axis=1)):
-            good = finite[lead]
-            repaired[lead, ~good] = np.interp(time[~good], time[good], signal[lead, good])
-        return repaired
+        return interpolate_non_finite(signal)
 
     def _resample(self, signal, rate):
-        ratio = Fraction(self.sampling_rate) / Fraction(rate).limit_denominator(1000)
-        up, down = ratio.numerator, ratio.denominator
-        # only the first num_samples at the target rate are kept: drop the rest first (plus a filter margin)
-        needed = int(np.ceil(self.num_samples * down / up)) + 10 * max(up, down) // up + 1
-        return resample_poly(signal[:, :needed], up, down)
+        return resample_to_rate(signal, rate, self.sampling_rate, keep_samples=self.num_samples)
 
     def _crop_or_pad(self, signal):
-        length = signal.shape[1]
-        if length >= self.num_samples:
-            return signal[:, : self.num_samples]
-        return np.pad(signal, ((0, 0), (0, self.num_samples - length)), constant_values=self.padding_value)
+        return crop_or_pad(signal, self.num_samples, pad_value=self.padding_value)
 
     def _normalize(self, signal):
         if self.normalization == "minmax":
@@ -365,4 +407,5 @@ def _is_array_like_2d(item) -> bool:
     )
 
 
-__all__ = ["TamerFeatureExtractor", "resample_poly", "reorder_leads", "read_wfdb"]
+__all__ = ["TamerFeatureExtractor", "crop_or_pad", "interpolate_non_finite", "lead_key", "lead_rows", "read_wfdb",
+           "reorder_leads", "resample_poly", "resample_to_rate"]
