@@ -64,6 +64,22 @@ def test_class_names_survive_save_to_disk_parquet_and_the_hub_yaml(prepared, tmp
     assert hub_infos["default"].features["labels"] == List(ClassLabel(names=list(SYNTHETIC_LABELS)))
 
 
+def test_prompt_descriptions_are_found_by_class_names_when_the_metadata_is_lost(prepared, tmp_path):
+    from tamer_hf.evaluation import label_set_of
+
+    dataset_dict, _ = prepared
+    assert label_set_of(dataset_dict) == "synthetic"  # from the builder's metadata
+    reloaded = datasets.load_dataset("parquet", data_dir=str(to_parquet_folder(dataset_dict, tmp_path / "pq")))
+    assert reloaded["test"].info.description in (None, "")  # Parquet keeps the Features only
+    assert label_set_of(reloaded["test"]) == "synthetic"  # found by its class names instead
+    ptbxl_like = Dataset.from_dict({"labels": [[0]]}, features=datasets.Features(
+        {"labels": List(ClassLabel(names=["NORM", "MI", "STTC", "CD", "HYP"]))}))
+    assert label_set_of(ptbxl_like) == "ptbxl_super"
+    unknown = Dataset.from_dict({"labels": [[0]]}, features=datasets.Features(
+        {"labels": List(ClassLabel(names=["NORM", "SOMETHING_ELSE"]))}))
+    assert label_set_of(unknown) is None
+
+
 def test_multi_hot_labels_follow_the_rows_of_a_view(prepared):
     dataset_dict, _ = prepared
     train = dataset_dict["train"]
