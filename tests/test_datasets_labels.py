@@ -120,6 +120,23 @@ def test_labels_without_class_names_are_an_error_not_a_skip(tmp_path):
     assert not has_labels(reloaded.remove_columns("labels"))  # unlabelled data is simply not scored
 
 
+def test_pretraining_stops_with_one_error_line_on_a_validation_split_without_class_names(prepared, tmp_path):
+    dataset_dict, _ = prepared
+    nameless = datasets.DatasetDict({  # multi-hot lists as other tools write them: no class names anywhere
+        split: dataset.remove_columns("labels").add_column(
+            "labels", multi_hot_labels(dataset).tolist(), feature=List(Value("int8"), length=len(SYNTHETIC_LABELS)))
+        for split, dataset in dataset_dict.items()})
+    folder = to_parquet_folder(nameless, tmp_path / "pq")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain.py"), "--dataset", str(folder),
+                           "--text_encoder", "local", "--model_preset", "tiny", "--batch_size", "8", "--max_steps", "1",
+                           "--output_dir", str(tmp_path / "run"), "--report_to", "none"],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "error: --dataset: the validation split: the `labels` column" in done.stderr
+    assert "carries no class names" in done.stderr
+
+
 def test_a_folder_prepared_the_old_way_still_reads(tmp_path):
     names = ["NORM", "AFIB", "STE"]
     rows = [[1, 0, 0], [0, 1, 1], [0, 0, 0]]
