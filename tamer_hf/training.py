@@ -241,8 +241,7 @@ def load_corpus(args):
         corpus = datasets.load_from_disk(path)
     elif path.endswith(".parquet") and os.path.isfile(path):
         corpus = datasets.load_dataset("parquet", data_files={args.train_split: path})
-    elif os.path.isdir(path) and glob.glob(os.path.join(glob.escape(path), "**", "*.parquet"),
-                                           recursive=True):
+    elif os.path.isdir(path) and glob.glob(os.path.join(glob.escape(path), "**", "*.parquet"), recursive=True):
         # splits from the file names as on the Hub (train.parquet, data/validation-00000-of-00001.parquet, ...);
         # files named otherwise are all "train"
         corpus = datasets.load_dataset("parquet", data_dir=path)
