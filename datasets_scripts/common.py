@@ -80,7 +80,7 @@ def dataset_metadata(dataset) -> dict:
     try:
         return json.loads(split.info.description or "")
     except json.JSONDecodeError:
-        raise ValueError("this dataset was not written by datasets_scripts (no label metadata in its info)") from None
+        raise ValueError("this dataset was not written by datasets_scripts (no builder metadata in its info)") from None
 
 
 def _first_split(dataset):
@@ -134,8 +134,8 @@ def label_names(dataset) -> list[str]:
     if not names or len(names) != width:
         raise ValueError(
             f"the `labels` column ({feature}) carries no class names: store it as "
-            "datasets.List(datasets.ClassLabel(names=[...])) (what every datasets_scripts builder writes; prepare "
-            "the data again, or cast the column with dataset.cast_column('labels', ...))"
+            "datasets.List(datasets.ClassLabel(names=[...])), what every datasets_scripts builder writes (prepare the "
+            "data again, or convert multi-hot rows with datasets_scripts.common.upgrade_labels(split, names=[...]))"
         )
     return list(names)
 
@@ -151,14 +151,18 @@ def multi_hot_labels(dataset) -> np.ndarray:
     return matrix
 
 
-def upgrade_labels(dataset):
-    """A split prepared before the class names moved into the Features (multi-hot int8, names in the description) ->
-    the same split with `labels` as `List(ClassLabel)`; any other split is returned as it is."""
+def upgrade_labels(dataset, names: list[str] | None = None):
+    """A split with multi-hot `labels` -> the same split with `labels` as `List(ClassLabel(names))`; a split that
+    already has class names is returned as it is. `names`: the classes of the multi-hot columns, in order; default:
+    those a folder prepared before the names moved into the Features keeps in its description."""
     feature = dataset.features.get("labels")
     if feature is None or isinstance(getattr(feature, "feature", None), ClassLabel):
         return dataset
-    names = label_names(dataset)
-    indices = [np.flatnonzero(row).tolist() for row in multi_hot_labels(dataset)]
+    matrix = np.asarray(dataset.with_format("numpy")["labels"], dtype=np.int8)  # (N, C) multi-hot
+    names = list(names) if names is not None else label_names(dataset)
+    if matrix.ndim != 2 or matrix.shape[1] != len(names):
+        raise ValueError(f"{len(names)} class names for multi-hot labels of shape {matrix.shape}")
+    indices = [np.flatnonzero(row).tolist() for row in matrix]
     return dataset.remove_columns("labels").add_column("labels", indices, feature=label_feature(names))
 
 

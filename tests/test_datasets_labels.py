@@ -118,6 +118,10 @@ def test_labels_without_class_names_are_an_error_not_a_skip(tmp_path):
     with pytest.raises(ValueError, match="carries no class names.*ClassLabel"):
         has_labels(reloaded)
     assert not has_labels(reloaded.remove_columns("labels"))  # unlabelled data is simply not scored
+    named = upgrade_labels(reloaded, names=["NORM", "AFIB", "STE"])  # the fix the error names
+    assert has_labels(named) and named["labels"] == [[1]] and label_names(named) == ["NORM", "AFIB", "STE"]
+    with pytest.raises(ValueError, match="2 class names for multi-hot labels of shape"):
+        upgrade_labels(reloaded, names=["NORM", "AFIB"])
 
 
 def test_pretraining_stops_with_one_error_line_on_a_validation_split_without_class_names(prepared, tmp_path):
