@@ -1,6 +1,8 @@
 """Signal conventions shared by every builder: lead order, 500 Hz, 10 s, record cleaning, splits, label metadata.
 
-Each helper here exists once; the per-source modules only know their raw layout and their label table.
+Each helper here exists once; the per-source modules only know their raw layout and their label table. The signal
+helpers themselves (lead matching, resampling, NaN/Inf interpolation, crop/pad, WFDB units) are the feature
+extractor's (`tamer_hf.modeling.feature_extraction_tamer`); this module adds the builders' policies around them.
 """
 
 from __future__ import annotations
