@@ -1,5 +1,5 @@
 """Fine-tune (or linearly probe) a pre-trained ECG model of any family (TAMER, C-MELT, ...) on a labelled dataset,
-with 🤗 Accelerate.
+with 🤗 Accelerate: `tamer finetune` (`tamer_hf.commands.finetune`) as a script.
 
 The pre-trained folder's `model_type` picks the family's `…ForECGClassification` head: the pre-trained encoder and a
 new linear layer over its ECG embedding, trained with multi-label BCE. The epoch is selected on the validation
@@ -20,18 +20,12 @@ or with `trust_remote_code=True` without it). See docs/finetuning.md.
 
 import sys
 
-from tamer_hf.finetuning import finetune, parse_args
-from tamer_hf.training import InputError
+from tamer_hf.commands import finetune, run
 
 
 def main(argv=None):
-    args = parse_args(argv)  # the recipe's settings, explicit options winning
-    return finetune(args)  # data -> family head -> accelerator.prepare -> epochs + validation -> best model -> test
+    return finetune.main(argv)  # data -> family head -> prepare -> epochs + validation -> best model -> test
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (InputError, FileNotFoundError, FloatingPointError) as error:  # bad input: one clear line, no traceback
-        print(f"finetune.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run(main, program="finetune.py", user_errors=finetune.USER_ERRORS))

@@ -1,4 +1,5 @@
-"""ECG-report pre-training of any model family (TAMER, C-MELT, ...) with 🤗 Accelerate.
+"""ECG-report pre-training of any model family (TAMER, C-MELT, ...) with 🤗 Accelerate: `tamer pretrain`
+(`tamer_hf.commands.pretrain`) as a script.
 
 Quick start (offline, ~minutes on 2 CPU cores): a synthetic ECG-report corpus is generated in-process, a tokenizer is
 trained on its reports, and a small model learns until its zero-shot macro-AUC on held-out records is printed:
@@ -20,18 +21,12 @@ See docs/training.md for every option (loss-term switches, text-feature cache, d
 
 import sys
 
-from tamer_hf.training import InputError, parse_args, pretrain
+from tamer_hf.commands import pretrain, run
 
 
 def main(argv=None):
-    args = parse_args(argv)  # paper defaults, or the quick-start defaults when --dataset is omitted
-    summary = pretrain(args)  # data -> model -> accelerator.prepare -> loop -> checkpoints -> save_pretrained + card
-    return summary
+    return pretrain.main(argv)  # data -> model -> accelerator.prepare -> loop -> checkpoints -> save_pretrained + card
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except (InputError, FileNotFoundError, FloatingPointError) as error:  # bad input: one clear line instead of a traceback
-        print(f"pretrain.py: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(run(main, program="pretrain.py", user_errors=pretrain.USER_ERRORS))

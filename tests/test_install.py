@@ -62,3 +62,37 @@ def test_package_installs_and_registers_in_a_fresh_environment(tmp_path, editabl
     assert not found["top_level_modeling"], "`modeling` must not be importable as a top-level name"
     assert found["registered"] == "TamerConfig"
     assert found["descriptions"]
+
+
+def test_console_script_and_module_entry_points_work_after_pip_install(tmp_path):
+    """`pip install .` installs the `tamer` command; its subcommands answer --help, and one real command runs."""
+    python = fresh_environment(tmp_path / "env")
+    command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
+               "--no-build-isolation", str(REPO)]
+    installed = subprocess.run(command, capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    tamer = tmp_path / "env" / "bin" / "tamer"
+    assert tamer.is_file()
+
+    def run(*argv):
+        return subprocess.run([*map(str, argv)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+
+    listing = run(tamer, "--help")
+    assert listing.returncode == 0 and all(name in listing.stdout for name in ("pretrain", "finetune", "eval",
+                                                                               "prepare", "push"))
+    for name, option in [("pretrain", "--model_type"), ("finetune", "--freeze_encoder"), ("eval", "--domain_shift"),
+                         ("push", "--repo_id"), ("prepare", "synthetic")]:
+        helped = run(tamer, name, "--help")
+        assert helped.returncode == 0 and f"usage: tamer {name}" in helped.stdout and option in helped.stdout, name
+    assert "usage: tamer pretrain" in run(python, "-m", "tamer_hf", "pretrain", "--help").stdout
+    assert "--model_type" in run(python, "-m", "tamer_hf.commands.pretrain", "--help").stdout
+
+    bad = run(tamer, "pretrain", "--max_steps", "-1")
+    assert bad.returncode == 2 and bad.stderr.strip() == "tamer pretrain: error: --max_steps must be positive, got -1."
+
+    prepared = run(tamer, "prepare", "synthetic", "--output_dir", tmp_path / "data", "--num_records", "30")
+    assert prepared.returncode == 0, prepared.stderr[-3000:]
+    from datasets import load_from_disk
+
+    data = load_from_disk(str(tmp_path / "data"))
+    assert sum(len(split) for split in data.values()) == 30 and (tmp_path / "data" / "README.md").is_file()

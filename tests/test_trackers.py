@@ -1,5 +1,5 @@
-"""`--report_to`: our JSONL tracker and every accelerate tracker pass through to `Accelerator(log_with=...)`; a requested
-tracker that is not installed is a one-line error before anything is loaded."""
+"""`--report_to`: our JSONL tracker and every accelerate tracker pass through to `Accelerator(log_with=...)`; a
+requested tracker that is not installed is a one-line error before anything is loaded."""
 
 import json
 import os
