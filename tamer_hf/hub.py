@@ -24,18 +24,21 @@ def model_files(folder: str | os.PathLike) -> list[str]:
 
 def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, private: bool | None = None, token: str | None = None,
                        commit_message: str = "Upload ECG model", revision: str | None = None,
-                       api: HfApi | None = None) -> list[str]:
-    """Create `repo_id` if needed and upload exactly the model files of `folder` plus its model card (README.md,
-    written from `training_summary.json` when missing). Returns the uploaded paths."""
-    from .model_card import write_model_card
+                       api: HfApi | None = None, license: str | None = None) -> list[str]:
+    """Create `repo_id` if needed and upload exactly the model files of `folder` plus its model card. The card
+    (README.md) is (re)written from `training_summary.json` and the `tamer eval` results under `folder/eval/`, with
+    `repo_id` in its usage lines, unless it is the user's own (written by hand, or with tamer-hf's marker line
+    deleted). Returns the uploaded paths."""
+    from .model_card import LICENSE, write_model_card, written_here
 
     folder = os.fspath(folder)
     if not os.path.isfile(os.path.join(folder, "config.json")):
         raise FileNotFoundError(f"{folder} has no config.json: not a saved model folder (run examples/pretrain.py).")
     if not os.path.isfile(os.path.join(folder, "model.safetensors")):
         raise FileNotFoundError(f"{folder} has no model.safetensors.")
-    if not os.path.isfile(os.path.join(folder, "README.md")):
-        write_model_card(folder, repo_id=repo_id)
+    card = os.path.join(folder, "README.md")
+    if not os.path.isfile(card) or written_here(card):
+        write_model_card(folder, repo_id=repo_id, license=license or LICENSE)
     files = model_files(folder)
     api = api or HfApi(token=token)
     api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")

@@ -111,17 +111,24 @@ class FakeHub:
                                                                path_or_fileobj=os.path.join(folder_path, name))
                                             for name in names])
 
+    def load_card(self, repo_id, **kwargs):
+        """`ModelCard.load(repo_id)` from this hub: the repository's README.md, or EntryNotFoundError."""
+        from huggingface_hub import ModelCard
+        from huggingface_hub.errors import EntryNotFoundError
+
+        card = hub_snapshot(self.hf_home, repo_id) / "README.md"
+        if not card.is_file():
+            raise EntryNotFoundError(f"{repo_id} has no README.md")
+        return ModelCard(card.read_text(encoding="utf-8"))
+
     def patch_transformers(self):
-        """Route transformers' `push_to_hub` here; the existing remote card is "not found", as for a new repo."""
+        """Route transformers' `push_to_hub` (its HfApi and its `ModelCard.load` of the remote card) here."""
         from contextlib import ExitStack
         from unittest import mock
 
-        from huggingface_hub.errors import EntryNotFoundError
-
         stack = ExitStack()
         stack.enter_context(mock.patch("transformers.utils.hub.hf_api", return_value=self))
-        stack.enter_context(mock.patch("transformers.utils.hub.ModelCard.load",
-                                       side_effect=EntryNotFoundError("no README.md yet")))
+        stack.enter_context(mock.patch("transformers.utils.hub.ModelCard.load", side_effect=self.load_card))
         return stack
 
 

@@ -4,7 +4,8 @@
     tamer push --model runs/tamer --repo_id org/tamer-ecg [--private]
 
 Uploads exactly the saved model files (config, weights, processor, tokenizer, remote code) and the model card
-(README.md, written from training_summary.json and results.json); checkpoints/ and logs/ stay local.
+(README.md with a `model-index`, rewritten from training_summary.json and the `tamer eval` results.json files under
+<model>/eval/ unless you wrote your own); checkpoints/ and logs/ stay local.
 """
 
 import argparse
@@ -24,13 +25,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--token", help="default: the token of `hf auth login` / HF_TOKEN")
     parser.add_argument("--commit_message", default="Upload ECG model")
     parser.add_argument("--revision")
+    parser.add_argument("--license", help="the card's licence (Hub licence id); default: apache-2.0, the code's")
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     files = push_folder_to_hub(args.model, args.repo_id, private=args.private or None, token=args.token,
-                               commit_message=args.commit_message, revision=args.revision)
+                               commit_message=args.commit_message, revision=args.revision, license=args.license)
     print(f"Uploaded {len(files)} files to https://huggingface.co/{args.repo_id}: {', '.join(files)}")
     return files
 
