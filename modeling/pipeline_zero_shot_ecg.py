@@ -245,13 +245,14 @@ class ZeroShotPipelineConfigMixin:
     - In memory: transformers checks `config.custom_pipelines` before its pipeline registry and then insists on
       trust_remote_code (hf_conventions.md pitfall 7). So the config classes that this process registered with
       `AutoConfig` (the installed tamer_hf) list nothing, and `transformers.pipeline(TASK, model=folder)` uses the
-      installed pipeline; a copy loaded as remote code lists the pipeline, which is how transformers finds its file.
+      installed pipeline; a copy loaded as remote code lists what the file lists, which is how transformers finds
+      the pipeline file (and a head's folder, listing nothing, is not taken for a zero-shot model).
     """
 
     def __post_init__(self, **kwargs):
-        kwargs.pop("custom_pipelines", None)  # derived from the class, never carried over from a file
+        listed = kwargs.pop("custom_pipelines", None) or {}  # what the file lists (to_dict writes it afresh)
         super().__post_init__(**kwargs)
-        self.custom_pipelines = {} if _installed_here(self) else pipeline_listing()
+        self.custom_pipelines = {} if _installed_here(self) else listed
 
     def to_dict(self) -> dict:
         output = super().to_dict()

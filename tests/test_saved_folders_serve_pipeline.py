@@ -3,6 +3,10 @@
 the same scores as the installed library."""
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -10,7 +14,7 @@ import transformers
 
 import tamer_hf
 from tamer_hf.modeling.pipeline_zero_shot_ecg import TASK
-from tamer_hf.testing_utils import (FakeHub, pipeline_outputs_without_tamer_hf, tiny_cgdmer_model_and_processor,
+from tamer_hf.testing_utils import (BLOCK_TAMER_HF, FakeHub, pipeline_outputs_without_tamer_hf, tiny_cgdmer_model_and_processor,
                                     tiny_cmelt_model_and_processor, tiny_model_and_processor)
 
 LABELS = ["atrial fibrillation", "sinus rhythm", "left bundle branch block"]
@@ -89,5 +93,19 @@ def test_a_classification_head_folder_lists_no_zero_shot_pipeline(tmp_path):
     from tamer_hf.testing_utils import tiny_config
 
     head = TamerForECGClassification(tiny_config(num_labels=2))
-    head.save_pretrained(tmp_path)
-    assert "custom_pipelines" not in json.loads((tmp_path / "config.json").read_text())
+    head.save_pretrained(tmp_path / "head")
+    assert "custom_pipelines" not in json.loads((tmp_path / "head" / "config.json").read_text())
+    assert (tmp_path / "head" / "pipeline_zero_shot_ecg.py").is_file()  # imported by the config file
+    # the remote-code copy of the config, where tamer_hf is absent, lists nothing either
+    child = BLOCK_TAMER_HF + textwrap.dedent("""
+        import json
+        from transformers import AutoConfig
+        config = AutoConfig.from_pretrained(sys.argv[1], trust_remote_code=True)
+        print(json.dumps([type(config).__module__, config.custom_pipelines]))
+    """)
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf_home"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-I", "-c", child, str(tmp_path / "head")], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    module, listed = json.loads(done.stdout.strip().splitlines()[-1])
+    assert module.startswith("transformers_modules") and listed == {}
