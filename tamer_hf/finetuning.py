@@ -30,7 +30,7 @@ import torch
 
 from .families import ecg_input_values, get_family
 from .modeling.ecg_classification import ECGClassificationMixin
-from .training import (LR_SCHEDULERS, InputError, make_optimizer, make_scheduler, make_trackers,
+from .training import (LR_SCHEDULERS, InputError, make_optimizer, make_scheduler, make_trackers, tracker_names,
                        per_process_batch_size, precise_bn_batches, recompute_batchnorm_statistics, resolve_checkpoint,
                        save_checkpoint)
 
@@ -123,7 +123,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_batch_size", type=int, default=64)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the test macro-AUC CI (0: none)")
     p.add_argument("--dataloader_num_workers", type=int, default=0)
-    p.add_argument("--report_to", default="jsonl", help="comma list of jsonl, tensorboard; or none")
+    p.add_argument("--report_to", default="jsonl", help="trackers as pretrain's --report_to: jsonl, any of "
+                   "accelerate's (tensorboard, wandb, mlflow, ...), all, or none; a missing one is an error")
     p.add_argument("--project_name", default="finetuning")
     p.add_argument("--checkpointing_epochs", type=int, default=1,
                    help="save_state (model, optimizer, scheduler, RNG) into checkpoints/step_N every N epochs "
@@ -158,9 +159,7 @@ def resolve_args(args: argparse.Namespace) -> argparse.Namespace:
             raise InputError(f"--{name} must not be negative, got {getattr(args, name)}.")
     if not args.learning_rate > 0:
         raise InputError(f"--learning_rate must be positive, got {args.learning_rate}.")
-    unknown = {name.strip() for name in args.report_to.split(",")} - {"jsonl", "tensorboard", "none", ""}
-    if unknown:
-        raise InputError(f"--report_to: unknown tracker(s) {sorted(unknown)}; use jsonl, tensorboard or none.")
+    tracker_names(args.report_to)  # an unknown or uninstalled tracker is named before anything is loaded
     return args
 
 

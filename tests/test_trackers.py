@@ -75,3 +75,13 @@ def test_the_cli_stops_with_one_line_before_training(tmp_path):
     assert done.returncode == 2
     assert f"error: --report_to: {MISSING[0]} requested but not installed" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(not MISSING, reason="every accelerate tracker is installed here")
+def test_finetuning_checks_report_to_the_same_way(tmp_path):
+    from tamer_hf.finetuning import parse_args as finetune_args
+
+    base = ["--model", str(tmp_path), "--dataset", str(tmp_path), "--output_dir", str(tmp_path / "out")]
+    with pytest.raises(ValueError, match=rf"--report_to: {MISSING[0]} requested but not installed"):
+        finetune_args([*base, "--report_to", MISSING[0]])
+    assert finetune_args([*base, "--report_to", "all,jsonl"]).report_to == "all,jsonl"
