@@ -471,14 +471,10 @@ def finetune(args) -> dict:
 
 
 def save_epoch_checkpoint(accelerator, args, completed_steps: int, history: list[dict]) -> None:
-    """`tamer_hf.training.save_checkpoint` (save_state into checkpoints/step_N, trainer_state.json written last) with
-    the epoch history beside it."""
-    path = os.path.join(args.output_dir, "checkpoints", f"step_{completed_steps}")
-    if accelerator.is_main_process:
-        os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, HISTORY_RECORD), "w", encoding="utf-8") as handle:
-            json.dump(history, handle)
-    save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit)
+    """`tamer_hf.training.save_checkpoint` (save_state into checkpoints/step_N, complete or absent) with the epoch
+    history in it."""
+    save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit,
+                    records={HISTORY_RECORD: history})
 
 
 def resume(accelerator, args) -> tuple[list[dict], dict, dict]:

@@ -27,6 +27,7 @@ import shutil
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,6 +151,8 @@ def build_arg_parser(family: ModelFamily | None = None) -> argparse.ArgumentPars
     # tests: JSONL of every step's loss, learning rate and row fingerprints (sums of the global batch's input rows)
     track.add_argument("--save_every_loss", help=argparse.SUPPRESS)
     track.add_argument("--simulate_kill_at_step", type=int, help=argparse.SUPPRESS)  # tests: SIGKILL after step N
+    # tests: SIGKILL while writing the checkpoint of step N
+    track.add_argument("--simulate_kill_in_checkpoint", type=int, help=argparse.SUPPRESS)
     if family.add_arguments is not None:
         family.add_arguments(p)
     return p
@@ -584,6 +587,8 @@ def zero_shot_auc(model, processor, dataset, sampling_rate: float = 500.0,
 
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d+)$")
+INCOMPLETE_SUFFIX = ".incomplete"  # checkpoints/step_N.incomplete: being written, or left by a run killed meanwhile
+COMPLETE_MARKER = "trainer_state.json"  # written last into a checkpoint
 
 
 def checkpoint_dir(output_dir: str, step: int) -> str:
@@ -591,36 +596,70 @@ def checkpoint_dir(output_dir: str, step: int) -> str:
 
 
 def list_checkpoints(output_dir: str) -> list[tuple[int, str]]:
+    """The complete checkpoints of `output_dir`, oldest first: (step, path)."""
     root = os.path.join(output_dir, "checkpoints")
     if not os.path.isdir(root):
         return []
     found = [(int(m.group(1)), os.path.join(root, name)) for name in os.listdir(root)
-             if (m := CHECKPOINT_PATTERN.match(name)) and os.path.isfile(os.path.join(root, name, "trainer_state.json"))]
+             if (m := CHECKPOINT_PATTERN.match(name)) and os.path.isfile(os.path.join(root, name, COMPLETE_MARKER))]
     return sorted(found)
+
+
+def incomplete_checkpoints(output_dir: str) -> list[str]:
+    """Checkpoint folders that a stopped run left unfinished (no COMPLETE_MARKER)."""
+    root = os.path.join(output_dir, "checkpoints")
+    if not os.path.isdir(root):
+        return []
+    return sorted(os.path.join(root, name) for name in os.listdir(root)
+                  if name.startswith("step_") and os.path.isdir(os.path.join(root, name))
+                  and not os.path.isfile(os.path.join(root, name, COMPLETE_MARKER)))
 
 
 def resolve_checkpoint(output_dir: str, resume_from: str) -> str:
     if resume_from == "latest":
         found = list_checkpoints(output_dir)
+        for path in incomplete_checkpoints(output_dir):
+            warnings.warn(f"--resume_from_checkpoint latest: skipping {path}, a checkpoint whose writing did not "
+                          "finish (the run stopped meanwhile).", stacklevel=2)
         if not found:
-            raise FileNotFoundError(f"--resume_from_checkpoint latest: no checkpoint under {output_dir}/checkpoints.")
+            raise FileNotFoundError(f"--resume_from_checkpoint latest: no complete checkpoint under "
+                                    f"{output_dir}/checkpoints.")
         return found[-1][1]
-    if not os.path.isfile(os.path.join(resume_from, "trainer_state.json")):
-        raise FileNotFoundError(f"--resume_from_checkpoint {resume_from!r} is not a checkpoint folder of this script "
-                                "(no trainer_state.json).")
+    if not os.path.isfile(os.path.join(resume_from, COMPLETE_MARKER)):
+        raise FileNotFoundError(f"--resume_from_checkpoint {resume_from!r} is not a complete checkpoint folder of "
+                                f"this script (no {COMPLETE_MARKER}).")
     return resume_from
 
 
-def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int, processor=None) -> None:
+def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int, processor=None,
+                    records: dict | None = None, kill_midway: bool = False) -> None:
     """`save_state` into checkpoints/step_N (named by step, so resuming never collides: hf_conventions pitfall 25),
-    plus the processor (its tokenizer fixes the report-encoder vocabulary the weights belong to)."""
+    plus the processor (its tokenizer fixes the report-encoder vocabulary the weights belong to) and `records`
+    (file name -> JSON value), written whole or not at all: everything goes into step_N.incomplete, which becomes
+    step_N once complete, so a run killed while writing leaves its previous checkpoints as they were.
+    `kill_midway` (tests): SIGKILL after the model state is written, before the checkpoint is complete."""
     path = checkpoint_dir(output_dir, step)
-    accelerator.save_state(path)
+    partial = path + INCOMPLETE_SUFFIX
+    if accelerator.is_main_process and os.path.exists(partial):
+        shutil.rmtree(partial)  # left by an earlier, killed run
+    accelerator.wait_for_everyone()
+    accelerator.save_state(partial)  # every process writes its RNG state here
+    if kill_midway:
+        os.kill(os.getpid(), signal.SIGKILL)
     if accelerator.is_main_process:
         if processor is not None:
-            processor.save_pretrained(os.path.join(path, "processor"))
-        with open(os.path.join(path, "trainer_state.json"), "w", encoding="utf-8") as handle:
-            json.dump({"completed_steps": step}, handle)  # written last: marks the checkpoint as complete
+            processor.save_pretrained(os.path.join(partial, "processor"))
+        for name, value in (records or {}).items():
+            with open(os.path.join(partial, name), "w", encoding="utf-8") as handle:
+                json.dump(value, handle)
+        with open(os.path.join(partial, COMPLETE_MARKER), "w", encoding="utf-8") as handle:
+            json.dump({"completed_steps": step}, handle)
+    accelerator.wait_for_everyone()  # every process has written its part
+    if accelerator.is_main_process:
+        if os.path.exists(path):  # the same step of an earlier run that was resumed from before it
+            os.replace(path, path + ".replaced")
+            shutil.rmtree(path + ".replaced")
+        os.replace(partial, path)
         for _, old in list_checkpoints(output_dir)[:-total_limit] if total_limit else []:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -808,7 +847,8 @@ def pretrain(args) -> dict:
                 refresh_batchnorm()
                 last_eval = _validate(accelerator, model, processor, validation_set, args, completed_steps)
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit, processor)
+                save_checkpoint(accelerator, args.output_dir, completed_steps, args.checkpoints_total_limit, processor,
+                                kill_midway=args.simulate_kill_in_checkpoint == completed_steps)
             if args.simulate_kill_at_step == completed_steps:
                 os.kill(os.getpid(), signal.SIGKILL)  # a crash: nothing after the last checkpoint is saved
             if completed_steps >= schedule.max_steps or completed_steps >= (epoch + 1) * schedule.steps_per_epoch:

@@ -79,3 +79,24 @@ def test_a_killed_run_resumes_exactly(model_type, tmp_path):
     a, b = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
     assert a.keys() == b.keys()
     assert max((a[k].float() - b[k].float()).abs().max().item() for k in a) <= 1e-5
+
+
+def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_one(tmp_path):
+    argv = FAMILIES["cgdmer"] + fixed_tokenizer("cgdmer", tmp_path / "tokenizer")
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    pretrain_subprocess(argv + ["--output_dir", str(straight), "--save_every_loss", str(tmp_path / "straight.jsonl")])
+    # killed after the model state of step 4 is written, before its checkpoint is complete
+    pretrain_subprocess(argv + ["--output_dir", str(killed), "--simulate_kill_in_checkpoint", "4"], expect_kill=True)
+    assert sorted(os.listdir(killed / "checkpoints")) == ["step_2", "step_4.incomplete"]
+    assert (killed / "checkpoints" / "step_4.incomplete" / "model.safetensors").is_file()
+    resumed = pretrain_subprocess(argv + ["--output_dir", str(killed), "--save_every_loss",
+                                          str(tmp_path / "resumed.jsonl"), "--resume_from_checkpoint", "latest"])
+    log = resumed.stdout + resumed.stderr
+    assert "skipping" in log and "step_4.incomplete" in log and "did not finish" in log
+    assert "Resumed from" in log and "step_2" in log
+    before, after = losses(tmp_path / "straight.jsonl"), losses(tmp_path / "resumed.jsonl")
+    assert sorted(after) == [3, 4, 5]
+    for step in after:
+        assert abs(after[step] - before[step]) <= 1e-6, (step, after[step], before[step])
+    # the rewritten step 4 replaced the unfinished folder; no partial folder is left
+    assert sorted(os.listdir(killed / "checkpoints")) == ["step_2", "step_4"]
