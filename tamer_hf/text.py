@@ -10,6 +10,9 @@ from tokenizers import BertWordPieceTokenizer
 from transformers import BertConfig, BertTokenizer
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]  # ids 0-4, as in MedCPT's vocabulary
+# Longest input the local tokenizers announce (`model_max_length`, what `truncation=True` cuts to): 512 as MedCPT's
+# and Flan-T5's tokenizers; without it transformers reports 1e30 and nothing is ever truncated.
+MODEL_MAX_LENGTH = 512
 
 # Clinical ECG statements so that a tokenizer trained offline knows the usual vocabulary even on a tiny corpus.
 CLINICAL_STATEMENTS = [
@@ -29,13 +32,14 @@ CLINICAL_STATEMENTS = [
 ]
 
 
-def train_report_tokenizer(texts: Iterable[str] = (), vocab_size: int = 2000, lowercase: bool = True) -> BertTokenizer:
+def train_report_tokenizer(texts: Iterable[str] = (), vocab_size: int = 2000, lowercase: bool = True,
+                           model_max_length: int = MODEL_MAX_LENGTH) -> BertTokenizer:
     """Train a WordPiece tokenizer on `texts` (plus the built-in clinical statements) and wrap it as a transformers
     `BertTokenizer` that saves and reloads like any Hub tokenizer."""
     corpus = list(CLINICAL_STATEMENTS) + [str(text) for text in texts]
     wordpiece = BertWordPieceTokenizer(lowercase=lowercase)
     wordpiece.train_from_iterator(corpus, vocab_size=vocab_size, min_frequency=1, special_tokens=SPECIAL_TOKENS)
-    return BertTokenizer(vocab=wordpiece.get_vocab(), do_lower_case=lowercase)
+    return BertTokenizer(vocab=wordpiece.get_vocab(), do_lower_case=lowercase, model_max_length=model_max_length)
 
 
 def small_text_config(tokenizer, hidden_size: int = 128, num_layers: int = 2, num_heads: int = 4,
@@ -59,7 +63,8 @@ T5_SPECIAL_TOKENS = ["<pad>", "</s>", "<unk>", "<extra_id_0>"]  # ids 0-3: T5's 
 T5_MASK_TOKEN = "<extra_id_0>"  # T5 tokenizers have no mask token; C-MELT's MLM uses the first sentinel instead
 
 
-def train_t5_tokenizer(texts: Iterable[str] = (), vocab_size: int = 1000, lowercase: bool = True):
+def train_t5_tokenizer(texts: Iterable[str] = (), vocab_size: int = 1000, lowercase: bool = True,
+                       model_max_length: int = MODEL_MAX_LENGTH):
     """Train a SentencePiece-style Unigram tokenizer on `texts` (plus the built-in clinical statements) with T5's
     conventions (pad 0, `</s>` 1 appended to every sequence, unk 2, Metaspace word boundaries) and the sentinel
     `<extra_id_0>` as its `mask_token`. Returns a transformers fast tokenizer that saves and reloads (AutoTokenizer)
@@ -83,7 +88,7 @@ def train_t5_tokenizer(texts: Iterable[str] = (), vocab_size: int = 1000, lowerc
     )
     return PreTrainedTokenizerFast(
         tokenizer_object=unigram, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", mask_token=T5_MASK_TOKEN,
-        additional_special_tokens=[T5_MASK_TOKEN],
+        additional_special_tokens=[T5_MASK_TOKEN], model_max_length=model_max_length,
     )
 
 
