@@ -1,8 +1,10 @@
 """Feature extractor: raw 12-lead ECGs (any rate, length, layout or lead order) -> `input_values` (B, 12, 5000).
 
-Steps, in order: read (array / tensor / list / WFDB path / dict) -> put leads first -> reorder leads by name (derive
-missing limb leads, zero-fill others) -> repair or reject NaN/Inf -> polyphase resampling to 500 Hz -> crop or pad to
-10 s -> normalise (default: per-record min-max over all leads to [0, 1], as MERL and TAMER).
+Steps, in order: read (array / tensor / list / DataFrame / WFDB path / dict) and validate it (`ecg_validation`) -> put
+leads first -> keep the part of the record the model's window uses -> repair or reject NaN/Inf -> flag samples far
+outside the record's range (clipped by default) and degenerate signals -> reorder leads by name (derive missing limb
+leads, zero-fill others) -> polyphase resampling to 500 Hz -> crop or pad to 10 s -> normalise (default: per-record
+min-max over all leads to [0, 1], as MERL and TAMER).
 
 The signal helpers (lead matching by name, WFDB reading in mV, polyphase resampling, NaN/Inf interpolation, crop or
 pad) are module functions: the dataset builders (`datasets_scripts`) use these same ones, with their own policies.
@@ -17,13 +19,15 @@ from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import logging
 
 from .ecg_signal import CANONICAL_LEADS, stft_magnitude
+from .ecg_validation import (OUTLIER_POLICIES, QualityReport, as_numeric_array, check_degenerate, check_duration,
+                             check_keywords, check_lead_names, check_sampling_rate, dataframe_record, dict_record,
+                             is_dataframe, repair_outliers)
 
 logger = logging.get_logger(__name__)
 
 NORMALIZATIONS = ("minmax", "zscore", "none")
 NAN_POLICIES = ("interpolate", "zero", "raise")
-MIN_SAMPLING_RATE, MAX_SAMPLING_RATE = 50, 20_000  # Hz; outside this a "sampling rate" is almost surely a mistake
-MIN_DURATION_S = 1.0
+MAX_RATIO_DENOMINATOR = 1000  # resampling ratios are rounded to p/q with q <= 1000: the filter stays small for any rate
 EPSILON = 1e-8  # MERL/MELP min-max denominator guard
 LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}  # spellings seen in public headers (CODE uses DI/DII/DIII)
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}  # WFDB physical units -> millivolts
@@ -75,11 +79,25 @@ def resample_to_rate(signal: np.ndarray, rate: float, target_rate: float, keep_s
     `keep_samples`: only that many output samples are needed, so input beyond them (plus the filter's reach) is
     dropped first.
     """
-    ratio = Fraction(target_rate) / Fraction(rate).limit_denominator(1000)
-    up, down = ratio.numerator, ratio.denominator
+    up, down = resampling_ratio(rate, target_rate)
     if keep_samples is not None:
-        signal = signal[:, : int(np.ceil(keep_samples * down / up)) + 10 * max(up, down) // up + 1]
+        signal = signal[:, : input_samples_needed(keep_samples, rate, target_rate)]
     return resample_poly(signal, up, down)
+
+
+def resampling_ratio(rate: float, target_rate: float) -> tuple[int, int]:
+    """(up, down) with up/down ~ target_rate/rate, down <= 1000: exact for every integer rate up to 1000 Hz (and 1024,
+    2000, ...); for an odd rate such as 1234.567 Hz the time scale is off by < 1e-6 while the filter, whose length
+    grows with max(up, down), stays small (the exact 500000/1234567 would need 25 M taps)."""
+    ratio = Fraction(float(target_rate) / float(rate)).limit_denominator(MAX_RATIO_DENOMINATOR)
+    return ratio.numerator, ratio.denominator
+
+
+def input_samples_needed(keep_samples: int, rate: float, target_rate: float) -> int:
+    """Input samples that the first `keep_samples` resampled samples depend on (the filter reaches 10 * max(up, down)
+    up-sampled steps ahead)."""
+    up, down = resampling_ratio(rate, target_rate)
+    return int(np.ceil(keep_samples * down / up)) + 10 * max(up, down) // up + 1
 
 
 def interpolate_non_finite(signal: np.ndarray) -> np.ndarray:
@@ -187,20 +205,6 @@ def read_wfdb(path) -> tuple[np.ndarray, float, list[str]]:
     return np.asarray(signal, dtype=np.float64).T * scale[:, None], float(fields["fs"]), list(fields["sig_name"])
 
 
-def _as_numeric_array(values) -> np.ndarray:
-    if torch.is_tensor(values):
-        values = values.detach().cpu().float().numpy()
-    try:
-        array = np.asarray(values)
-    except ValueError as error:  # ragged nested lists
-        raise ValueError(f"ECG data could not be turned into an array: {error}") from error
-    if array.dtype == object or not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise ValueError(f"ECG values must be numeric, got an array of dtype {array.dtype}.")
-    if np.iscomplexobj(array):
-        raise ValueError("ECG values must be real numbers, got complex values.")
-    return array.astype(np.float64)
-
-
 class TamerFeatureExtractor(SequenceFeatureExtractor):
     r"""Turns raw ECGs into the model's `input_values` (B, 12, 5000).
 
@@ -213,11 +217,22 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
             `"zscore"` per lead, or `"none"`.
         nan_policy (`str`, defaults to `"interpolate"`): NaN/Inf samples are linearly interpolated from their
             neighbours in the lead (`"interpolate"`), set to 0 (`"zero"`) or rejected (`"raise"`). A lead with no finite
-            sample is always rejected, unless `"zero"`.
+            sample is always rejected, unless `"zero"`. Repaired samples are reported as a quality issue.
+        outlier_policy (`str`, defaults to `"clip"`): samples more than 20 times the record's 99th-percentile deviation
+            from their lead's median (a corrupt 1e30 sample, a spike from a loose electrode) are flagged and clipped to
+            that limit (`"clip"`), linearly interpolated from their neighbours (`"interpolate"`) or left as they are
+            (`"keep"`). Without this, one such sample squashes the rest of the record to a flat line under min-max
+            scaling.
         stft_n_fft, stft_win_length, stft_hop_length, spectrogram_log: as in `TamerConfig`, for `return_spectrogram`.
 
     Which axis holds the leads: `channels_first=True/False` when given; otherwise the axis whose size equals the number
-    of leads (`len(lead_names)` when given, else 12); when both or neither axis match, the shorter axis.
+    of leads (`len(lead_names)` when given, else 12); when both or neither axis match, the shorter axis. A DataFrame
+    has one column per lead, and its column names are the lead names.
+
+    Input checks (`ecg_validation`): errors name the record (`ECG #i`, or the file) and the problem; quality issues
+    (flat, all-zero, clipped, amplitude implausible for mV, outlying samples, NaN/Inf repaired, record shorter or longer
+    than the window) are `ECGQualityWarning`s, listed per record with `return_quality=True` and raised with
+    `strict=True`.
     """
 
     model_input_names = ["input_values"]
@@ -231,6 +246,7 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
         lead_names: list[str] | None = None,
         normalization: str = "minmax",
         nan_policy: str = "interpolate",
+        outlier_policy: str = "clip",
         stft_n_fft: int = 125,
         stft_win_length: int = 125,
         stft_hop_length: int = 63,
@@ -243,10 +259,13 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
         if nan_policy not in NAN_POLICIES:
             raise ValueError(f"nan_policy must be one of {NAN_POLICIES}, got {nan_policy!r}")
+        if outlier_policy not in OUTLIER_POLICIES:
+            raise ValueError(f"outlier_policy must be one of {OUTLIER_POLICIES}, got {outlier_policy!r}")
         self.num_samples = num_samples
         self.lead_names = list(lead_names) if lead_names is not None else list(CANONICAL_LEADS)
         self.normalization = normalization
         self.nan_policy = nan_policy
+        self.outlier_policy = outlier_policy
         self.stft_n_fft = stft_n_fft
         self.stft_win_length = stft_win_length
         self.stft_hop_length = stft_hop_length
@@ -261,28 +280,40 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
         channels_first: bool | None = None,
         return_tensors: str | None = None,
         return_spectrogram: bool = False,
+        strict: bool = False,
+        return_quality: bool = False,
         **kwargs,
     ) -> BatchFeature:
         """Prepare one record or a batch.
 
         Args:
             ecg: one record as a 2-D array/tensor/nested list, a batch as a 3-D array or a list of 2-D records (their
-                lengths may differ), a WFDB record path (`.hea`) or a list of paths, or a dict (or list of dicts)
-                with keys `signal`, `sampling_rate` and optionally `lead_names`.
-            sampling_rate: Hz of the given arrays. Required for arrays; WFDB headers and dicts carry their own.
+                lengths may differ), a pandas DataFrame (time × leads, columns named by lead), a WFDB record path
+                (`.hea`) or a list of paths, or a dict (or list of dicts) with keys `signal`, `sampling_rate` and
+                optionally `lead_names`.
+            sampling_rate: Hz of the given arrays. Required for arrays; WFDB headers and dicts carry their own (a
+                different `sampling_rate=` is an error).
             lead_names: the leads of the given arrays, in their order; they are reordered to the model's order.
             channels_first: layout of the given arrays; decided from the shape when omitted (see class docstring).
             return_tensors: `"pt"` or `"np"`.
             return_spectrogram: also return `spectrogram` (B, 12, 63, 81), exactly what the model computes.
+            strict: raise a `ValueError` for a quality issue instead of warning.
+            return_quality: also return `quality`, one `{"ok": bool, "issues": [str, ...]}` per record.
         """
+        check_keywords(kwargs, CALL_KEYWORDS, f"{type(self).__name__}.__call__")
         records = self._split_records(ecg, sampling_rate, lead_names)
-        values = np.stack(
-            [self._prepare_record(signal, rate, names, channels_first, index) for index, (signal, rate, names) in enumerate(records)]
-        ).astype(np.float32)  # (B, 12, 5000)
+        if not records:
+            raise ValueError("No ECG given: the list of records is empty.")
+        prepared = [self._prepare_record(signal, rate, names, channels_first, name or f"ECG #{index}", strict)
+                    for index, (signal, rate, names, name) in enumerate(records)]
+        values = np.stack([values for values, _ in prepared]).astype(np.float32)  # (B, 12, 5000)
         data = {"input_values": values}
         if return_spectrogram:
             data["spectrogram"] = self.spectrogram(values).numpy()
-        return BatchFeature(data=data, tensor_type=return_tensors)
+        features = BatchFeature(data=data, tensor_type=return_tensors)
+        if return_quality:
+            features["quality"] = [report.as_dict() for _, report in prepared]
+        return features
 
     def spectrogram(self, input_values) -> torch.Tensor:
         """(B, 12, T) prepared ECGs -> (B, 12, 63, 81) STFT magnitude (the model's own function)."""
@@ -292,20 +323,26 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
 
     # ------------------------------------------------------------------ input parsing
     def _split_records(self, ecg, sampling_rate, lead_names):
-        """-> list of (raw array, sampling rate, lead names or None)."""
+        """-> list of (raw array, sampling rate, lead names or None, record name or None)."""
         if isinstance(ecg, (str, os.PathLike)):
-            return [self._read_path(ecg, sampling_rate)]
+            return [(*self._read_path(ecg, sampling_rate), os.fspath(ecg))]
         if isinstance(ecg, dict):
-            return [self._read_dict(ecg, sampling_rate, lead_names)]
-        if isinstance(ecg, (list, tuple)) and len(ecg) > 0 and all(isinstance(item, (str, os.PathLike, dict)) for item in ecg):
+            return [(*dict_record(ecg, sampling_rate, lead_names), None)]
+        if is_dataframe(ecg):
+            signal, names = dataframe_record(ecg, lead_names)
+            return [(signal, sampling_rate, names, None)]
+        if isinstance(ecg, (list, tuple)) and len(ecg) == 0:
+            return []
+        if isinstance(ecg, (list, tuple)) and all(isinstance(item, (str, os.PathLike, dict)) or is_dataframe(item)
+                                                  for item in ecg):
             return [item for entry in ecg for item in self._split_records(entry, sampling_rate, lead_names)]
-        if isinstance(ecg, (list, tuple)) and len(ecg) > 0 and all(_is_array_like_2d(item) for item in ecg):
-            return [(_as_numeric_array(item), sampling_rate, lead_names) for item in ecg]
-        array = _as_numeric_array(ecg)
+        if isinstance(ecg, (list, tuple)) and all(_is_array_like_2d(item) for item in ecg):
+            return [(as_numeric_array(item), sampling_rate, lead_names, None) for item in ecg]
+        array = as_numeric_array(ecg)
         if array.ndim == 2:
-            return [(array, sampling_rate, lead_names)]
+            return [(array, sampling_rate, lead_names, None)]
         if array.ndim == 3:
-            return [(record, sampling_rate, lead_names) for record in array]
+            return [(record, sampling_rate, lead_names, None) for record in array]
         raise ValueError(
             f"Expected one ECG with 2 dimensions (leads, time) or a batch with 3 dimensions, got {array.ndim} "
             f"dimension(s) with shape {array.shape}."
@@ -317,52 +354,56 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
             raise ValueError(f"sampling_rate={sampling_rate} contradicts the {header_rate} Hz in the header of {path}.")
         return signal, header_rate, names
 
-    def _read_dict(self, record, sampling_rate, lead_names):
-        signal = record.get("signal", record.get("ecg"))
-        if signal is None:
-            raise ValueError(f"An ECG dict needs a 'signal' entry, got keys {sorted(record)}.")
-        rate = record.get("sampling_rate", sampling_rate)
-        return _as_numeric_array(signal), rate, record.get("lead_names", lead_names)
-
     # ------------------------------------------------------------------ one record
-    def _prepare_record(self, signal, sampling_rate, lead_names, channels_first, index):
-        where = f"ECG #{index}: "
+    def _prepare_record(self, signal, sampling_rate, lead_names, channels_first, record, strict):
+        """-> ((12, 5000) prepared values, QualityReport). Errors are `ValueError`s prefixed with the record's name."""
+        report = QualityReport(record, strict)
         try:
-            rate = self._check_sampling_rate(sampling_rate)
+            rate = check_sampling_rate(sampling_rate, self.sampling_rate)
             signal = self._leads_first(signal, lead_names, channels_first)
             if lead_names is not None:
-                signal = reorder_leads(signal, lead_names, self.lead_names)
+                lead_names = check_lead_names(lead_names, signal.shape[0])
             elif signal.shape[0] != self.feature_size:
                 raise ValueError(
                     f"got {signal.shape[0]} leads but the model expects {self.feature_size}; pass `lead_names` to say "
                     "which leads these are (missing leads are derived or zero-filled)."
                 )
-            if signal.shape[1] / rate < MIN_DURATION_S:
-                raise ValueError(f"the record lasts {signal.shape[1] / rate:.3f} s; at least {MIN_DURATION_S} s is needed.")
-            signal = self._repair_non_finite(signal, lead_names or self.lead_names)
+            names = lead_names or self.lead_names
+            check_duration(signal.shape[1], rate, self.num_samples / self.sampling_rate, report)
+            # only the part the window uses is converted and checked: a 24 h record never becomes a 4 GB float64 copy
+            used = input_samples_needed(self.num_samples, rate, self.sampling_rate)
+            signal = np.asarray(signal[:, :used], dtype=np.float64)
+            signal = self._repair_non_finite(signal, names, report)
+            signal = repair_outliers(signal, names, self.outlier_policy, report)
+            check_degenerate(signal, names, report)
+            if lead_names is not None:
+                signal = self._reorder_leads(signal, lead_names, report)
             signal = self._resample(signal, rate)
             signal = self._crop_or_pad(signal)
-            return self._normalize(signal)
+            values = self._normalize(signal)
+            if not np.isfinite(values.astype(np.float32)).all():
+                raise ValueError("the prepared values are not finite (amplitudes beyond float32's range); rescale the "
+                                 "record or use outlier_policy='clip'.")
+            return values, report
         except ValueError as error:
-            raise ValueError(where + str(error)) from None
+            raise ValueError(f"{record}: {error}") from None
 
-    def _check_sampling_rate(self, sampling_rate) -> float:
-        if sampling_rate is None:
-            raise ValueError(
-                "no sampling_rate given. Pass `sampling_rate=` (Hz) with array inputs so the ECG can be resampled to "
-                f"{self.sampling_rate} Hz; WFDB files and dicts carry their own."
-            )
-        try:
-            rate = float(sampling_rate)
-        except (TypeError, ValueError):
-            raise ValueError(f"sampling_rate must be a number of Hz, got {sampling_rate!r}.") from None
-        if not np.isfinite(rate) or not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
-            raise ValueError(f"sampling_rate={sampling_rate} Hz is outside the plausible range {MIN_SAMPLING_RATE}-{MAX_SAMPLING_RATE} Hz.")
-        return rate
+    def _reorder_leads(self, signal, lead_names, report):
+        """Model lead order; a lead that is neither given nor derivable from I and II is zero-filled and flagged."""
+        present = {lead_key(name) for name in lead_names}
+        derivable = {"I", "II"} <= present
+        zero_filled = [name for name in self.lead_names
+                       if lead_key(name) not in present and not (derivable and lead_key(name) in _LIMB_FORMULAS)]
+        signal = reorder_leads(signal, lead_names, self.lead_names)
+        if zero_filled:
+            report.flag(f"lead(s) {zero_filled} are missing and were filled with zeros.")
+        return signal
 
     def _leads_first(self, signal, lead_names, channels_first):
         if signal.ndim != 2:
             raise ValueError(f"one ECG must have 2 dimensions (leads, time), got shape {signal.shape}.")
+        if lead_names is not None and (isinstance(lead_names, str) or not hasattr(lead_names, "__len__")):
+            raise ValueError(f"lead_names must be a list of lead names, got {lead_names!r}.")
         if signal.size == 0:
             raise ValueError(f"the ECG is empty (shape {signal.shape}).")
         if channels_first is None:
@@ -371,19 +412,22 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
             channels_first = rows_match if rows_match != cols_match else signal.shape[0] <= signal.shape[1]
         return signal if channels_first else signal.T
 
-    def _repair_non_finite(self, signal, lead_names):
+    def _repair_non_finite(self, signal, lead_names, report):
         finite = np.isfinite(signal)
         if finite.all():
             return signal
         if self.nan_policy == "raise":
             raise ValueError(f"the ECG has {int((~finite).sum())} NaN/Inf sample(s) and nan_policy='raise'.")
-        if self.nan_policy == "zero":
-            return np.where(finite, signal, 0.0)
         dead = [name for name, lead_finite in zip(lead_names, finite) if not lead_finite.any()]
-        if dead:
+        if dead and self.nan_policy != "zero":
             raise ValueError(
                 f"lead(s) {dead} contain no finite value (all NaN/Inf); drop the record or use nan_policy='zero'."
             )
+        leads = [name for name, lead_finite in zip(lead_names, finite) if not lead_finite.all()]
+        action = "set to 0" if self.nan_policy == "zero" else "interpolated from their neighbours"
+        report.flag(f"{int((~finite).sum())} NaN/Inf sample(s) in lead(s) {leads} were {action}.")
+        if self.nan_policy == "zero":
+            return np.where(finite, signal, 0.0)
         return interpolate_non_finite(signal)
 
     def _resample(self, signal, rate):
@@ -401,11 +445,15 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
         return signal
 
 
+CALL_KEYWORDS = ("ecg", "sampling_rate", "lead_names", "channels_first", "return_tensors", "return_spectrogram",
+                 "strict", "return_quality")
+
+
 def _is_array_like_2d(item) -> bool:
     return (torch.is_tensor(item) or isinstance(item, np.ndarray)) and item.ndim == 2 or (
         isinstance(item, (list, tuple)) and len(item) > 0 and isinstance(item[0], (list, tuple, np.ndarray))
     )
 
 
-__all__ = ["TamerFeatureExtractor", "crop_or_pad", "interpolate_non_finite", "lead_key", "lead_rows", "read_wfdb",
+__all__ = ["TamerFeatureExtractor", "crop_or_pad", "input_samples_needed", "resampling_ratio", "interpolate_non_finite", "lead_key", "lead_rows", "read_wfdb",
            "reorder_leads", "resample_poly", "resample_to_rate"]

@@ -15,6 +15,8 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
+from .ecg_validation import is_dataframe
+
 TASK = "zero-shot-ecg-classification"
 TEXT_CACHE_SIZE = 16  # distinct prompt lists whose embeddings are kept (one per label set in use)
 MAX_PROMPT_TOKENS = 256  # MERL tokenises label prompts with max_length 256 (reference/paper_code.md §2.5)
@@ -27,8 +29,14 @@ class ZeroShotECGClassificationPipeline(Pipeline):
     >>> import tamer_hf
     >>> classifier = tamer_hf.pipeline("zero-shot-ecg-classification", model="org/tamer-ecg")
     >>> classifier("record.hea", candidate_labels=["atrial fibrillation", "sinus rhythm"])
-    [{'label': 'atrial fibrillation', 'score': 0.93}, {'label': 'sinus rhythm', 'score': 0.07}]
+    [{'label': 'atrial fibrillation', 'score': 0.93, 'quality': {'ok': True, 'issues': []}},
+     {'label': 'sinus rhythm', 'score': 0.07, 'quality': {'ok': True, 'issues': []}}]
     ```
+
+    Every entry carries its record's `quality`: `ok` is False when the feature extractor flagged the record (flat,
+    all-zero, clipped, amplitude implausible for mV, outlying samples, NaN/Inf repaired, padded or cut to 10 s), and
+    `issues` says what, in the words of the `ECGQualityWarning` it also raised; with `strict=True` such a record is an
+    error instead. A confident score on a record with `ok: False` is not to be trusted.
 
     Scores:
     - `multi_label=False` (default): the labels compete; `softmax(cosine / config.zero_shot_temperature)` over the
@@ -56,28 +64,36 @@ class ZeroShotECGClassificationPipeline(Pipeline):
 
         Args:
             inputs: one ECG as a 2-D numpy array / torch tensor (leads × time or time × leads) with `sampling_rate=`,
-                a WFDB record path (`.hea`; the rate is read from the header), or a dict with `signal`,
-                `sampling_rate` and optionally `lead_names`; or a **list** of those (then a list of results is
-                returned; pass `batch_size=` to run the model on several at once).
-            candidate_labels (`list[str]`): the labels to score (shared by every ECG of the call).
+                a pandas DataFrame (time × leads, columns named by lead) with `sampling_rate=`, a WFDB record path
+                (`.hea`; the rate is read from the header), or a dict with `signal`, `sampling_rate` and optionally
+                `lead_names`; or a non-empty **list** of those (then a list of results is returned; pass
+                `batch_size=` to run the model on several at once).
+            candidate_labels (`list[str]` or `str`): the labels to score (shared by every ECG of the call); a string is
+                split at commas, as in transformers' zero-shot pipelines. One label needs `multi_label=True` (a
+                softmax over one label is always 1.0).
             hypothesis_template (`str`, defaults to `"{}"`): formats each label's text into the prompt.
-            label_descriptions (`dict[str, str]`, optional): label → clinical description; the description (through
-                the template) is what gets encoded, the label is what gets returned (see
-                `tamer_hf.evaluation.load_label_descriptions`).
+            label_descriptions (`dict[str, str]`, optional): label → clinical description (a non-empty string); the
+                description (through the template) is what gets encoded, the label is what gets returned (see
+                `tamer_hf.evaluation.load_label_descriptions`); labels without one are encoded as they are. Keys
+                that match none of the candidate labels are an error.
             multi_label (`bool`, defaults to `False`): independent per-label scores instead of a softmax over labels.
             negative_template (`str`, defaults to `"no {}"`): the negated prompt used when `multi_label=True`.
             function_to_apply (`str`, optional): `"none"` returns the raw cosines instead of probabilities.
             top_k (`int`, optional): keep only the best `top_k` labels.
             sampling_rate (`float`): Hz of array inputs. lead_names (`list[str]`): their leads, in order.
+            strict (`bool`, defaults to `False`): a record with a quality issue is a `ValueError` instead.
 
         Returns:
-            `[{"label": str, "score": float}, ...]` sorted by decreasing score, or a list of such lists for a list input.
+            `[{"label": str, "score": float, "quality": {"ok": bool, "issues": [str]}}, ...]` sorted by decreasing
+            score, or a list of such lists for a list input.
         """
+        if isinstance(inputs, (list, tuple)) and len(inputs) == 0:
+            raise ValueError("No ECG given: the list of records is empty.")
         return super().__call__(inputs, **kwargs)
 
     def _sanitize_parameters(self, candidate_labels=None, hypothesis_template=None, label_descriptions=None,
                              multi_label=None, negative_template=None, function_to_apply=None, top_k=None,
-                             sampling_rate=None, lead_names=None, **kwargs):
+                             sampling_rate=None, lead_names=None, strict=None, **kwargs):
         if kwargs:
             raise TypeError(f"Unexpected argument(s) for {TASK}: {sorted(kwargs)}.")
         preprocess_params = {"sampling_rate": sampling_rate, "lead_names": lead_names}
@@ -86,14 +102,20 @@ class ZeroShotECGClassificationPipeline(Pipeline):
         if hypothesis_template is not None:
             preprocess_params["hypothesis_template"] = hypothesis_template
         if label_descriptions is not None:
-            preprocess_params["label_descriptions"] = dict(label_descriptions)
+            preprocess_params["label_descriptions"] = _check_descriptions(label_descriptions)
         if multi_label is not None:
-            preprocess_params["multi_label"] = bool(multi_label)
+            if not isinstance(multi_label, bool):  # bool("false") is True
+                raise ValueError(f"multi_label must be True or False, got {multi_label!r}.")
+            preprocess_params["multi_label"] = multi_label
         if negative_template is not None:
             preprocess_params["negative_template"] = negative_template
+        if strict is not None:
+            if not isinstance(strict, bool):
+                raise ValueError(f"strict must be True or False, got {strict!r}.")
+            preprocess_params["strict"] = strict
         postprocess_params = {}
         if multi_label is not None:
-            postprocess_params["multi_label"] = bool(multi_label)
+            postprocess_params["multi_label"] = multi_label
         if function_to_apply is not None:
             if function_to_apply not in ("none", "default"):
                 raise ValueError(f"function_to_apply must be 'none' or 'default', got {function_to_apply!r}.")
@@ -105,11 +127,20 @@ class ZeroShotECGClassificationPipeline(Pipeline):
         return preprocess_params, {}, postprocess_params
 
     def preprocess(self, inputs, candidate_labels=None, hypothesis_template="{}", label_descriptions=None,
-                   multi_label=False, negative_template="no {}", sampling_rate=None, lead_names=None):
+                   multi_label=False, negative_template="no {}", sampling_rate=None, lead_names=None, strict=False):
         if candidate_labels is None:
             raise ValueError("candidate_labels is required, e.g. candidate_labels=['atrial fibrillation', 'sinus rhythm'].")
+        if len(candidate_labels) == 1 and not multi_label:
+            raise ValueError(
+                f"One candidate label ({candidate_labels[0]!r}) always scores 1.0 under the softmax over labels; pass "
+                "multi_label=True to score it on its own, or give at least two labels."
+            )
+        if label_descriptions and not set(label_descriptions) & set(candidate_labels):
+            raise ValueError(f"None of the label_descriptions keys {sorted(label_descriptions)} is a candidate label "
+                             f"({candidate_labels}); the keys must be the labels themselves.")
         features = self.feature_extractor(
-            _check_input(inputs), sampling_rate=sampling_rate, lead_names=lead_names, return_tensors="pt"
+            _check_input(inputs), sampling_rate=sampling_rate, lead_names=lead_names, return_tensors="pt",
+            strict=strict, return_quality=True,
         )
         input_values = features["input_values"]  # (1, 12, 5000)
         if input_values.shape[0] != 1:
@@ -125,6 +156,7 @@ class ZeroShotECGClassificationPipeline(Pipeline):
             "candidate_labels": list(candidate_labels),
             "prompts": prompts,
             "negative_prompts": negative_prompts,
+            "quality": features["quality"][0],
         }
 
     def _forward(self, model_inputs):
@@ -136,7 +168,7 @@ class ZeroShotECGClassificationPipeline(Pipeline):
             prompts, negative_prompts = prompts[0], negative_prompts[0]
         ecg_embeds = self.model.get_ecg_features(input_values=model_inputs["input_values"])  # (B, D)
         cosine = ecg_embeds @ self._text_embeds(prompts).T  # (B, C)
-        outputs = {"cosine": cosine, "candidate_labels": candidate_labels}
+        outputs = {"cosine": cosine, "candidate_labels": candidate_labels, "quality": model_inputs["quality"]}
         if negative_prompts:
             outputs["negative_cosine"] = ecg_embeds @ self._text_embeds(negative_prompts).T  # (B, C)
         return outputs
@@ -151,7 +183,8 @@ class ZeroShotECGClassificationPipeline(Pipeline):
         else:
             scores = torch.softmax(cosine / temperature, dim=0)
         ranked = sorted(zip(scores.tolist(), model_outputs["candidate_labels"]), key=lambda pair: -pair[0])
-        return [{"label": label, "score": score} for score, label in ranked[:top_k]]
+        quality = model_outputs["quality"]
+        return [{"label": label, "score": score, "quality": quality} for score, label in ranked[:top_k]]
 
     def _text_embeds(self, prompts: list[str]) -> torch.Tensor:
         """Prompt embeddings (C, D), cached per prompt list: the frozen text encoder gives the same answer every call,
@@ -171,8 +204,10 @@ class ZeroShotECGClassificationPipeline(Pipeline):
 
 
 def _check_labels(candidate_labels) -> list[str]:
-    if isinstance(candidate_labels, str):
-        candidate_labels = [candidate_labels]
+    if isinstance(candidate_labels, str):  # "a, b" -> ["a", "b"], as transformers' zero-shot pipelines
+        candidate_labels = [label.strip() for label in candidate_labels.split(",") if label.strip()]
+    if not isinstance(candidate_labels, (list, tuple)):
+        raise ValueError(f"candidate_labels must be a list of strings, got {type(candidate_labels).__name__}.")
     candidate_labels = list(candidate_labels)
     if not candidate_labels:
         raise ValueError("candidate_labels is empty; give at least one label.")
@@ -183,6 +218,18 @@ def _check_labels(candidate_labels) -> list[str]:
     return candidate_labels
 
 
+def _check_descriptions(label_descriptions) -> dict[str, str]:
+    """label -> description; a description that is not a non-empty string would be encoded as "none", "123" or a
+    list's repr."""
+    if not isinstance(label_descriptions, dict):
+        raise ValueError(f"label_descriptions must be a dict {{label: description}}, got "
+                         f"{type(label_descriptions).__name__}.")
+    bad = {label: text for label, text in label_descriptions.items() if not (isinstance(text, str) and text.strip())}
+    if bad:
+        raise ValueError(f"label_descriptions must map each label to a non-empty string; got {bad!r}.")
+    return dict(label_descriptions)
+
+
 def _check_input(inputs):
     """Reject inputs the feature extractor would misread; files must exist and be readable."""
     if isinstance(inputs, (str, os.PathLike)):
@@ -191,12 +238,13 @@ def _check_input(inputs):
         if not os.path.isfile(header) or not os.access(header, os.R_OK):
             raise FileNotFoundError(f"Cannot read the WFDB header {header!r} (missing or unreadable).")
         return path
-    if isinstance(inputs, (dict, np.ndarray, torch.Tensor)):
+    if isinstance(inputs, (dict, np.ndarray, torch.Tensor)) or is_dataframe(inputs):
         return inputs
     raise TypeError(
-        f"An ECG must be a numpy array, a torch tensor, a WFDB .hea path or a dict with 'signal' and 'sampling_rate', "
-        f"got {type(inputs).__name__}."
+        f"An ECG must be a numpy array, a torch tensor, a DataFrame, a WFDB .hea path or a dict with 'signal' and "
+        f"'sampling_rate', got {type(inputs).__name__}."
     )
+
 
 
 def check_template(template, name: str = "hypothesis_template") -> str:

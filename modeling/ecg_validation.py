@@ -1,0 +1,246 @@
+"""Checks on raw ECG input, shared by the feature extractor (and so by every processor) and the zero-shot pipeline.
+
+Two kinds of findings:
+- **errors**: input that cannot be an ECG or contradicts itself (wrong shape or dtype, a `lead_names` list of the wrong
+  length, an implausible sampling rate or one that contradicts the record's own, a misspelt keyword, a record shorter
+  than 1 s). A `ValueError` (`TypeError` for keywords) that names the record and the problem.
+- **quality issues**: a record that can be prepared but whose score deserves doubt (flat or all-zero, clipped, an
+  amplitude implausible for millivolts, samples far outside the record's range, NaN/Inf repaired, padded or cut to the
+  model's window). Each one is an `ECGQualityWarning` naming the record and the problem and is listed in the record's
+  `quality` (`{"ok": bool, "issues": [str, ...]}`); `strict=True` turns it into a `ValueError`.
+
+Flat, depending only on numpy and torch: copied next to every saved checkpoint whose files import it.
+"""
+
+import difflib
+import warnings
+
+import numpy as np
+import torch
+
+MIN_SAMPLING_RATE, MAX_SAMPLING_RATE = 50, 20_000  # Hz; outside this a "sampling rate" is almost surely a mistake
+MIN_DURATION_S = 1.0  # shorter records hold at most one beat
+WINDOW_TOLERANCE = 0.02  # a record within 2 % of the model's window is neither "short" nor "cut"
+MIN_SPAN_MV, MAX_SPAN_MV = 0.05, 30.0  # record peak-to-peak outside this is implausible for millivolts
+OUTLIER_FACTOR = 20.0  # a sample this many times the record's 99th-percentile deviation from its lead's median
+OUTLIER_QUANTILE = 99.0
+CLIPPED_FRACTION = 0.01  # a lead with >= 1 % of its samples exactly at its maximum (or minimum) is saturated
+OUTLIER_POLICIES = ("clip", "interpolate", "keep")
+DICT_KEYS = ("signal", "ecg", "sampling_rate", "lead_names")
+
+
+class ECGQualityWarning(UserWarning):
+    """A record that can be scored, but whose score deserves doubt; the message names the record and the problem."""
+
+
+class QualityReport:
+    """The quality issues of one record: each is warned about (or raised, with `strict=True`) and kept for the
+    record's `quality` entry."""
+
+    def __init__(self, record: str, strict: bool = False):
+        self.record = record
+        self.strict = strict
+        self.issues: list[str] = []
+
+    def flag(self, problem: str) -> None:
+        if self.strict:
+            raise ValueError(f"{problem} (strict=True turns quality warnings into errors)")
+        self.issues.append(problem)
+        warnings.warn(f"{self.record}: {problem}", ECGQualityWarning, stacklevel=2)
+
+    def as_dict(self) -> dict:
+        return {"ok": not self.issues, "issues": list(self.issues)}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Errors: what the input is
+
+
+def check_keywords(kwargs: dict, allowed, where: str) -> None:
+    """Unknown keywords are an error (a misspelt `sampling_rte=` must not be ignored), with the closest known name."""
+    if not kwargs:
+        return
+    hints = []
+    for name in sorted(kwargs):
+        close = difflib.get_close_matches(name, list(allowed), n=1)
+        hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    raise TypeError(f"{where} got unexpected keyword argument(s) {', '.join(hints)}; known: {sorted(allowed)}.")
+
+
+def as_numeric_array(values) -> np.ndarray:
+    """A real-valued array (the dtype is kept; the caller converts only the part it uses). Booleans, complex numbers,
+    strings and objects are errors: `np.asarray` would accept them and the model would score nonsense."""
+    if torch.is_tensor(values):
+        if values.is_complex() or values.dtype == torch.bool:
+            raise ValueError(f"ECG values must be real numbers, got a tensor of dtype {values.dtype}.")
+        values = values.detach().cpu()
+        values = (values.float() if values.dtype == torch.bfloat16 else values).numpy()
+    try:
+        array = np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise ValueError(f"ECG data could not be turned into an array: {error}") from None
+    if array.dtype == bool:
+        raise ValueError("ECG values must be numbers, got a boolean array (a mask, not a signal?).")
+    if np.iscomplexobj(array):
+        raise ValueError("ECG values must be real numbers, got complex values.")
+    if not np.issubdtype(array.dtype, np.number):
+        raise ValueError(f"ECG values must be numeric, got an array of dtype {array.dtype}.")
+    return array
+
+
+def is_dataframe(value) -> bool:
+    """A pandas (or pandas-like) DataFrame, recognised without importing pandas."""
+    return hasattr(value, "columns") and hasattr(value, "to_numpy") and getattr(value, "ndim", None) == 2
+
+
+def dataframe_record(frame, lead_names):
+    """(time × leads) DataFrame -> ((leads, time) array, lead names). Named columns are the lead names, so shuffled
+    columns still land on the right leads; `lead_names` given as well must agree with them."""
+    columns = list(frame.columns)
+    named = all(isinstance(column, str) for column in columns)
+    if named and lead_names is not None and [str(n) for n in lead_names] != columns:
+        raise ValueError(f"lead_names {list(lead_names)} contradict the DataFrame's columns {columns}.")
+    names = columns if named else (list(lead_names) if lead_names is not None else None)
+    return as_numeric_array(frame.to_numpy()).T, names
+
+
+def dict_record(record: dict, sampling_rate, lead_names):
+    """A dict ECG -> (signal, rate, lead names). Unknown keys, and a rate or lead list contradicting the call's, are
+    errors: silently letting one win would score the record at the wrong rate or with the wrong leads."""
+    unknown = {key: None for key in record if key not in DICT_KEYS}
+    check_keywords(unknown, DICT_KEYS, "An ECG dict")
+    signal = record.get("signal", record.get("ecg"))
+    if signal is None:
+        raise ValueError(f"An ECG dict needs a 'signal' entry, got keys {sorted(record)}.")
+    rate = record.get("sampling_rate", sampling_rate)
+    if sampling_rate is not None and "sampling_rate" in record and not _same_number(rate, sampling_rate):
+        raise ValueError(f"sampling_rate={sampling_rate} contradicts the dict's own sampling_rate {rate}.")
+    names = record.get("lead_names", lead_names)
+    if lead_names is not None and "lead_names" in record and list(names) != list(lead_names):
+        raise ValueError(f"lead_names={list(lead_names)} contradicts the dict's own lead_names {list(names)}.")
+    if is_dataframe(signal):
+        signal, names = dataframe_record(signal, names)
+        return signal, rate, names
+    return as_numeric_array(signal), rate, names
+
+
+def _same_number(first, second) -> bool:
+    try:
+        return float(first) == float(second)
+    except (TypeError, ValueError):
+        return False
+
+
+def check_sampling_rate(sampling_rate, model_rate) -> float:
+    if sampling_rate is None:
+        raise ValueError(
+            "no sampling_rate given. Pass `sampling_rate=` (Hz) with array inputs so the ECG can be resampled to "
+            f"{model_rate} Hz; WFDB files and dicts carry their own."
+        )
+    if isinstance(sampling_rate, bool):
+        raise ValueError(f"sampling_rate must be a number of Hz, got {sampling_rate!r}.")
+    try:
+        rate = float(sampling_rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"sampling_rate must be a number of Hz, got {sampling_rate!r}.") from None
+    if not np.isfinite(rate) or not MIN_SAMPLING_RATE <= rate <= MAX_SAMPLING_RATE:
+        raise ValueError(
+            f"sampling_rate={sampling_rate} Hz is outside the plausible range {MIN_SAMPLING_RATE}-{MAX_SAMPLING_RATE} Hz."
+        )
+    return rate
+
+
+def check_lead_names(lead_names, num_rows: int) -> list[str]:
+    """`lead_names` must name every row, once: a shorter or longer list would drop or misassign leads."""
+    if isinstance(lead_names, str) or not hasattr(lead_names, "__len__"):
+        raise ValueError(f"lead_names must be a list of lead names, got {lead_names!r}.")
+    names = list(lead_names)
+    if not all(isinstance(name, str) and name.strip() for name in names):
+        raise ValueError(f"lead_names must be non-empty strings, got {names!r}.")
+    if len(names) != num_rows:
+        raise ValueError(f"{len(names)} lead_names {names} for an ECG with {num_rows} leads; give one name per lead.")
+    return names
+
+
+def check_duration(num_samples: int, rate: float, window_s: float, report: QualityReport) -> None:
+    """Under 1 s is an error; shorter than the model's window is padded, longer is cut (its first window is scored),
+    each flagged."""
+    seconds = num_samples / rate
+    if seconds < MIN_DURATION_S:
+        raise ValueError(f"the record lasts {seconds:.3f} s; at least {MIN_DURATION_S} s is needed.")
+    if seconds < window_s * (1 - WINDOW_TOLERANCE):
+        report.flag(f"the record lasts {seconds:.1f} s, shorter than the model's {window_s:g} s window; it was "
+                    "zero-padded at the end.")
+    elif seconds > window_s * (1 + WINDOW_TOLERANCE):
+        report.flag(f"the record lasts {seconds:.1f} s; only its first {window_s:g} s are scored.")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Quality: what the signal looks like
+
+
+def outlier_mask(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Samples far outside the record's own range: more than `OUTLIER_FACTOR` times the record's 99th-percentile
+    deviation from their lead's median. Scale-free (any unit), and one corrupt 1e30 sample cannot move the quantile.
+    Returns the mask (C, T), each lead's median (C, 1) and the allowed deviation from it."""
+    median = np.median(signal, axis=1, keepdims=True)  # (C, 1)
+    deviation = np.abs(signal - median)  # (C, T)
+    limit = OUTLIER_FACTOR * float(np.percentile(deviation, OUTLIER_QUANTILE))
+    return deviation > limit, median, limit
+
+
+def repair_outliers(signal: np.ndarray, lead_names, policy: str, report: QualityReport) -> np.ndarray:
+    """Flag outlying samples and, by `policy`, clip them to their lead's median ± the limit (`"clip"`), replace them by
+    linear interpolation from their neighbours (`"interpolate"`) or leave them (`"keep"`), so that one corrupt sample
+    cannot squash the record to a flat line under min-max scaling."""
+    mask, median, limit = outlier_mask(signal)
+    if not mask.any():
+        return signal
+    leads = [name for name, lead in zip(lead_names, mask) if lead.any()]
+    worst = float(np.abs(signal[mask]).max())
+    action = {"clip": "clipped", "interpolate": "interpolated", "keep": "kept (outlier_policy='keep')"}[policy]
+    report.flag(f"{int(mask.sum())} sample(s) in lead(s) {leads} lie far outside the record's range (up to "
+                f"{worst:.3g}); {action}.")
+    if policy == "keep":
+        return signal
+    if policy == "interpolate" and not mask.all(axis=1).any():
+        repaired = signal.copy()
+        time = np.arange(signal.shape[1])
+        for lead in np.flatnonzero(mask.any(axis=1)):
+            good = ~mask[lead]
+            repaired[lead, ~good] = np.interp(time[~good], time[good], signal[lead, good])
+        return repaired
+    return np.clip(signal, median - limit, median + limit)
+
+
+def check_degenerate(signal: np.ndarray, lead_names, report: QualityReport) -> None:
+    """Flag an all-zero or flat record, flat or clipped leads, and an amplitude implausible for millivolts."""
+    low, high = float(signal.min()), float(signal.max())
+    if low == high == 0.0:
+        report.flag("every sample is zero (no signal).")
+        return
+    if low == high:
+        report.flag(f"flat line: every sample equals {low:g}.")
+        return
+    span = high - low
+    flat = [name for name, lead in zip(lead_names, signal) if lead.min() == lead.max()]
+    if flat:
+        report.flag(f"lead(s) {flat} are flat (constant).")
+    clipped = [name for name, lead in zip(lead_names, signal) if lead.min() != lead.max() and _saturated(lead)]
+    if clipped:
+        report.flag(f"lead(s) {clipped} look clipped (>= {CLIPPED_FRACTION:.0%} of samples at their extreme value).")
+    if span < MIN_SPAN_MV:
+        report.flag(f"peak-to-peak amplitude {span:.3g} is implausibly small for millivolts (flat line or wrong units?).")
+    elif span > MAX_SPAN_MV:
+        report.flag(f"peak-to-peak amplitude {span:.3g} is implausibly large for millivolts (microvolts or ADC "
+                    "counts?).")
+
+
+def _saturated(lead: np.ndarray) -> bool:
+    needed = max(3, int(np.ceil(CLIPPED_FRACTION * lead.size)))
+    return int((lead == lead.max()).sum()) >= needed or int((lead == lead.min()).sum()) >= needed
+
+
+__all__ = ["ECGQualityWarning", "QualityReport", "OUTLIER_POLICIES", "as_numeric_array", "check_degenerate",
+           "check_duration", "check_keywords", "check_lead_names", "check_sampling_rate", "dataframe_record",
+           "dict_record", "is_dataframe", "outlier_mask", "repair_outliers"]
