@@ -1,7 +1,9 @@
 """Tiny models, tokenizers and processors built locally, for tests and examples that must run offline, and the Hub
-stand-ins and fresh-process checks that prove a saved folder needs no tamer_hf."""
+stand-ins and fresh-process checks that prove a saved folder needs no tamer_hf, multi-process launches on CPU, and
+where the real PhysioNet sample records are."""
 
 import os
+from pathlib import Path
 
 import torch
 
@@ -226,3 +228,66 @@ def tiny_cgdmer_model_and_processor(seed: int = 0, texts=(), tokenizer=None, **o
     fields = {"mlm_mask_token_id": tokenizer.mask_token_id, **MODEL_PRESETS["cgdmer-tiny"], **overrides}
     config = CgdmerConfig(text_config=text_config.to_dict(), **fields)
     return CgdmerModel(config).eval(), make_processor(tokenizer, max_text_length=64)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Multi-process runs on CPU (the distributed tests)
+
+LAUNCH_TIMEOUT_S = 300  # a launch that takes longer has hung
+WORKER_HANG_S = 120  # a worker process stuck this long dumps its stacks and exits (arm_hang_timeout)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def accelerate_launch(num_processes: int, script_and_args: list, cwd: str, timeout: int = LAUNCH_TIMEOUT_S):
+    """`accelerate launch` of `script_and_args` on `num_processes` CPU processes of this machine: gloo over the
+    loopback interface on a free port, one thread per process (hf_conventions pitfall 24: ACCELERATE_USE_CPU=1).
+
+    A 2-process gloo launch on CPU has stalled about once in 20 launches here (workers armed with
+    `arm_hang_timeout` then exit with their stacks, "Timeout (0:..."): such a launch is retried once on a new port,
+    with a warning that shows the stacks. Returns the CompletedProcess."""
+    import subprocess
+    import sys
+    import warnings
+
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": cwd,
+           "GLOO_SOCKET_IFNAME": "lo"}
+
+    def run(port: int):
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+                   "--num_machines", "1", "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
+                   "--mixed_precision", "no", "--dynamo_backend", "no"]
+        if num_processes > 1:
+            command.insert(3, "--multi_gpu")
+        return subprocess.run(command + [str(part) for part in script_and_args], env=env, cwd=cwd,
+                              capture_output=True, text=True, timeout=timeout)
+
+    done = run(free_port())
+    if done.returncode != 0 and "Timeout (0:" in done.stderr:
+        warnings.warn("distributed worker stalled; retried once. Stacks:\n" + done.stderr[-3000:])
+        done = run(free_port())
+    return done
+
+
+def arm_hang_timeout() -> None:
+    """In a worker process: a hang ends the process with its stacks instead of blocking the test run."""
+    import faulthandler
+
+    faulthandler.dump_traceback_later(float(os.environ.get("TAMER_TEST_HANG_S", WORKER_HANG_S)), exit=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Real PhysioNet records (tests skip when they are absent)
+
+
+def physionet_samples_dir() -> Path:
+    """Where the tests find real PhysioNet records: `$TAMER_PHYSIONET_SAMPLES`, else ../shared/data/physionet-samples
+    beside the repository."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples"
+    return Path(os.environ.get("TAMER_PHYSIONET_SAMPLES", default))

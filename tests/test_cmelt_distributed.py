@@ -14,13 +14,11 @@ This file is also the worker: `accelerate launch tests/test_cmelt_distributed.py
 import argparse
 import math
 import os
-import socket
-import subprocess
-import sys
-import warnings
 
 import pytest
 import torch
+
+from tamer_hf.testing_utils import accelerate_launch, arm_hang_timeout
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLOBAL_BATCH = 8
@@ -78,26 +76,9 @@ def worker(out: str, per_process: int, tokenizer_dir: str) -> None:
     accelerator.end_training()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(out, num_processes: int, per_process: int, tokenizer_dir):
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-               "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
-               "--dynamo_backend", "no"]
-    if num_processes > 1:
-        command.insert(3, "--multi_gpu")
-    command += [__file__, "--worker", str(out), "--per_process", str(per_process), "--tokenizer", str(tokenizer_dir)]
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0 and "Timeout (0:" in done.stderr:
-        # the rare stall of a 2-process gloo launch on CPU (see tests/test_distributed.py): retry once, and say so
-        warnings.warn("distributed worker stalled; stacks:\n" + done.stderr[-3000:])
-        command[command.index("--main_process_port") + 1] = str(free_port())
-        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = accelerate_launch(num_processes, [__file__, "--worker", out, "--per_process", per_process, "--tokenizer",
+                                             tokenizer_dir], cwd=REPO)
     assert done.returncode == 0, done.stderr[-4000:]
     return torch.load(out)
 
@@ -144,6 +125,5 @@ if __name__ == "__main__":
     parser.add_argument("--per_process", type=int, required=True)
     parser.add_argument("--tokenizer", required=True)
     options = parser.parse_args()
-    import faulthandler
-    faulthandler.dump_traceback_later(float(os.environ.get("TAMER_TEST_HANG_S", 120)), exit=True)  # a hang fails
+    arm_hang_timeout()
     worker(options.worker, options.per_process, options.tokenizer)

@@ -10,8 +10,9 @@ from scipy.io import loadmat
 
 from datasets_scripts import label_names
 from datasets_scripts import cpsc2018, csn
+from tamer_hf.testing_utils import physionet_samples_dir
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared/data/physionet-samples"
+SAMPLES = physionet_samples_dir()
 CONDITION_TABLE = Path(__file__).resolve().parents[2] / "shared/reference/csn/ConditionNames_SNOMED-CT.csv"
 
 # Hand-read from the `# Dx:` header lines and ConditionNames_SNOMED-CT.csv (codes absent from the table ignored).

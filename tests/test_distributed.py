@@ -14,13 +14,11 @@ import argparse
 import json
 import os
 import re
-import socket
-import subprocess
-import sys
-import warnings
 
 import pytest
 import torch
+
+from tamer_hf.testing_utils import accelerate_launch, arm_hang_timeout
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GLOBAL_BATCH = 8
@@ -67,29 +65,8 @@ def worker(out: str, per_process: int) -> None:
     accelerator.end_training()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(out, num_processes: int, per_process: int):
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    command = [sys.executable, "-m", "accelerate.commands.launch"]
-    if num_processes > 1:
-        command += ["--multi_gpu", "--num_processes", str(num_processes), "--num_machines", "1",
-                    "--main_process_port", str(free_port())]
-    else:
-        command += ["--num_processes", "1", "--main_process_port", str(free_port())]
-    command += ["--mixed_precision", "no", "--dynamo_backend", "no", __file__, "--worker", str(out),
-                "--per_process", str(per_process)]
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0 and "Timeout (0:" in done.stderr:
-        # A rare (about 1 launch in 20 here, not reproduced in isolation) stall of a 2-process gloo launch: the worker
-        # dumped its stacks and exited. Retry once so CI stays green, and say so in the test output.
-        warnings.warn("distributed worker stalled; stacks:\n" + done.stderr[-3000:])
-        command[command.index("--main_process_port") + 1] = str(free_port())
-        done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = accelerate_launch(num_processes, [__file__, "--worker", out, "--per_process", per_process], cwd=REPO)
     assert done.returncode == 0, done.stderr[-4000:]
     return torch.load(out)
 
@@ -126,14 +103,11 @@ def test_two_processes_give_the_gradients_of_the_doubled_batch(one_and_two_proce
 
 def test_pretrain_script_runs_as_two_synchronised_cpu_processes(tmp_path):
     """The real script under `accelerate launch --multi_gpu --num_processes 2`: one process group, one final save."""
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
     out = tmp_path / "run"
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
-               "--dynamo_backend", "no", os.path.join(REPO, "examples", "pretrain.py"), "--output_dir", str(out),
-               "--synthetic_records", "200", "--batch_size", "8", "--max_steps", "2", "--checkpointing_steps", "2",
-               "--eval_steps", "0", "--local_text_hidden_size", "32"]
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    done = accelerate_launch(2, [os.path.join(REPO, "examples", "pretrain.py"), "--output_dir", out,
+                                 "--synthetic_records", "200", "--batch_size", "8", "--max_steps", "2",
+                                 "--checkpointing_steps", "2", "--eval_steps", "0", "--local_text_hidden_size", "32"],
+                             cwd=REPO)
     assert done.returncode == 0, done.stderr[-4000:]
     log = done.stdout + done.stderr
     assert "2 process(es) x batch 8" in log and log.count("Saved model, processor and model card") == 1
@@ -155,6 +129,5 @@ if __name__ == "__main__":
     parser.add_argument("--worker", required=True)
     parser.add_argument("--per_process", type=int, required=True)
     options = parser.parse_args()
-    import faulthandler
-    faulthandler.dump_traceback_later(float(os.environ.get("TAMER_TEST_HANG_S", 120)), exit=True)  # a hang fails
+    arm_hang_timeout()
     worker(options.worker, options.per_process)

@@ -1,7 +1,5 @@
 """TamerFeatureExtractor / TamerProcessor: layouts, rates, WFDB files, lead names, NaN policy, errors, real records."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import scipy.io
@@ -11,9 +9,9 @@ import wfdb
 
 from tamer_hf import CANONICAL_LEADS, TamerFeatureExtractor, TamerModel
 from tamer_hf.modeling.feature_extraction_tamer import resample_poly
-from tamer_hf.testing_utils import tiny_config
+from tamer_hf.testing_utils import physionet_samples_dir, tiny_config
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples"
+SAMPLES = physionet_samples_dir()
 MIMIC_LEADS = ["I", "II", "III", "aVR", "aVF", "aVL", "V1", "V2", "V3", "V4", "V5", "V6"]
 
 

@@ -4,11 +4,10 @@ rows in every step and the same learning-rate schedule, and print the same plan.
 
 import json
 import os
-import socket
-import subprocess
-import sys
 
 import pytest
+
+from tamer_hf.testing_utils import accelerate_launch
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUN = ["--synthetic_records", "120", "--global_batch_size", "8", "--max_steps", "13", "--model_preset", "tiny",
@@ -16,22 +15,10 @@ RUN = ["--synthetic_records", "120", "--global_batch_size", "8", "--max_steps", 
        "--precise_bn_batches", "0", "--lr_scheduler", "cosine", "--warmup_steps", "1", "--seed", "3"]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def launch(out, num_processes: int, *extra):
-    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-               "--num_machines", "1", "--main_process_port", str(free_port()), "--mixed_precision", "no",
-               "--dynamo_backend", "no"]
-    if num_processes > 1:
-        command.insert(3, "--multi_gpu")
-    command += [os.path.join(REPO, "examples", "pretrain.py"), *RUN, "--output_dir", str(out / "run"),
-                "--save_every_loss", str(out / "steps.jsonl"), *extra]
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
+    done = accelerate_launch(num_processes, [os.path.join(REPO, "examples", "pretrain.py"), *RUN, "--output_dir",
+                                             out / "run", "--save_every_loss", out / "steps.jsonl", *extra],
+                             cwd=REPO, timeout=600)
     assert done.returncode == 0, done.stderr[-4000:]
     steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     return steps, done.stdout + done.stderr

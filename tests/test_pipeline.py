@@ -3,7 +3,6 @@ and identical outputs from the three ways of loading a saved model."""
 
 import glob
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,10 +10,11 @@ import torch
 import transformers
 
 import tamer_hf
-from tamer_hf.testing_utils import make_hub_cache, pipeline_outputs_without_tamer_hf, tiny_model_and_processor
+from tamer_hf.testing_utils import (make_hub_cache, physionet_samples_dir, pipeline_outputs_without_tamer_hf,
+                                    tiny_model_and_processor)
 from tamer_hf.pipelines import TASK, pipeline, register_pipeline, save_pretrained_with_pipeline
 
-GEORGIA = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples" / "georgia"
+GEORGIA = physionet_samples_dir() / "georgia"
 LABELS = ["atrial fibrillation", "sinus rhythm", "left bundle branch block"]
 
 
