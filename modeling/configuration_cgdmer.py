@@ -14,6 +14,7 @@ the reasons.
 from transformers import BertConfig, PreTrainedConfig
 
 from .ecg_masking import spatiotemporal_mask_counts
+from .configuration_ecg import ECGConfigChecksMixin
 from .ecg_signal import CANONICAL_LEADS
 from .pipeline_zero_shot_ecg import ZeroShotPipelineConfigMixin
 
@@ -25,7 +26,7 @@ TEXT_POOLINGS = ("mean", "cls")
 REDUCTIONS = ("mean", "sum")
 
 
-class CgdmerConfig(ZeroShotPipelineConfigMixin, PreTrainedConfig):
+class CgdmerConfig(ECGConfigChecksMixin, ZeroShotPipelineConfigMixin, PreTrainedConfig):
     r"""Configuration of [`CgdmerModel`].
 
     Data layout:

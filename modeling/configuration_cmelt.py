@@ -8,6 +8,7 @@ neither says. Where paper and code differ, both are options and the default is t
 
 from transformers import PreTrainedConfig, T5Config
 
+from .configuration_ecg import ECGConfigChecksMixin
 from .ecg_signal import CANONICAL_LEADS
 from .pipeline_zero_shot_ecg import ZeroShotPipelineConfigMixin
 
@@ -26,7 +27,7 @@ ZERO_SHOT_SCORES = ("cosine", "dot")
 POOLINGS = ("first", "mean")
 
 
-class CmeltConfig(ZeroShotPipelineConfigMixin, PreTrainedConfig):
+class CmeltConfig(ECGConfigChecksMixin, ZeroShotPipelineConfigMixin, PreTrainedConfig):
     r"""Configuration of [`CmeltModel`].
 
     Data layout:

@@ -6,12 +6,13 @@ comment next to each field says where the value comes from.
 
 from transformers import BertConfig, PreTrainedConfig
 
+from .configuration_ecg import ECGConfigChecksMixin
 from .ecg_signal import CANONICAL_LEADS
 from .pipeline_zero_shot_ecg import ZeroShotPipelineConfigMixin
 LOSS_TERMS = ("rlca", "uecr", "rada", "rgwr")
 
 
-class TamerConfig(ZeroShotPipelineConfigMixin, PreTrainedConfig):
+class TamerConfig(ECGConfigChecksMixin, ZeroShotPipelineConfigMixin, PreTrainedConfig):
     r"""Configuration of [`TamerModel`].
 
     Args:
