@@ -39,10 +39,10 @@ def evaluation_results(folder: str | os.PathLike) -> list[dict]:
 
 
 def _dataset_id(name: str) -> str:
-    """A Hub dataset id as it is; a local folder by its name."""
-    if "/" in name and not os.path.exists(name):
-        return name
-    return os.path.basename(os.path.normpath(name)) or name
+    """A Hub dataset id as it is; a local folder or file by its name; a description by its first word."""
+    if os.path.exists(name):
+        return os.path.basename(os.path.normpath(name)) or name
+    return name.split()[0] if name.split() else "unknown"
 
 
 def eval_results(summary: dict, results: list[dict]) -> list:
@@ -55,7 +55,7 @@ def eval_results(summary: dict, results: list[dict]) -> list:
     if test and test.get("macro_auc") is not None:
         dataset = summary.get("dataset") or "unknown"
         entries.append(EvalResult(task_type=TASK, task_name=TASK_NAME, dataset_type=_dataset_id(dataset),
-                                  dataset_name=f"{dataset} (held-out split of the training data)",
+                                  dataset_name=f"{dataset}, held-out split of the training data",
                                   dataset_split="test", metric_type="roc_auc", metric_name=METRIC_NAME,
                                   metric_value=test["macro_auc"]))
     for result in results:
