@@ -245,9 +245,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def accelerate_launch(num_processes: int, script_and_args: list, cwd: str, timeout: int = LAUNCH_TIMEOUT_S):
+def accelerate_launch(num_processes: int, script_and_args: list, cwd: str, timeout: int = LAUNCH_TIMEOUT_S,
+                      num_machines: int = 1):
     """`accelerate launch` of `script_and_args` on `num_processes` CPU processes of this machine: gloo over the
     loopback interface on a free port, one thread per process (hf_conventions pitfall 24: ACCELERATE_USE_CPU=1).
+    With `num_machines` > 1, one launch per "machine" (`--machine_rank`), all on localhost, `num_processes` in all
+    (a multi-node run in miniature); the result is machine 0's.
 
     A 2-process gloo launch on CPU has stalled about once in 20 launches here (workers armed with
     `arm_hang_timeout` then exit with their stacks, "Timeout (0:..."): such a launch is retried once on a new port,
@@ -259,14 +262,25 @@ def accelerate_launch(num_processes: int, script_and_args: list, cwd: str, timeo
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": cwd,
            "GLOO_SOCKET_IFNAME": "lo"}
 
-    def run(port: int):
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
-                   "--num_machines", "1", "--main_process_ip", "127.0.0.1", "--main_process_port", str(port),
-                   "--mixed_precision", "no", "--dynamo_backend", "no"]
+    def command(port: int, machine_rank: int) -> list[str]:
+        parts = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+                 "--num_machines", str(num_machines), "--machine_rank", str(machine_rank), "--main_process_ip",
+                 "127.0.0.1", "--main_process_port", str(port), "--mixed_precision", "no", "--dynamo_backend", "no"]
         if num_processes > 1:
-            command.insert(3, "--multi_gpu")
-        return subprocess.run(command + [str(part) for part in script_and_args], env=env, cwd=cwd,
-                              capture_output=True, text=True, timeout=timeout)
+            parts.insert(3, "--multi_gpu")
+        return parts + [str(part) for part in script_and_args]
+
+    def run(port: int):
+        machines = [subprocess.Popen(command(port, rank), env=env, cwd=cwd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True) for rank in range(num_machines)]
+        try:
+            outputs = [machine.communicate(timeout=timeout) for machine in machines]
+        finally:
+            for machine in machines:
+                machine.kill()
+        done = [subprocess.CompletedProcess(m.args, m.returncode, out, err) for m, (out, err) in zip(machines, outputs)]
+        failed = [result for result in done if result.returncode != 0]
+        return failed[0] if failed else done[0]
 
     done = run(free_port())
     if done.returncode != 0 and "Timeout (0:" in done.stderr:

@@ -60,7 +60,8 @@ def worker(out: str, per_process: int) -> None:
     if accelerator.is_main_process:
         grads = {name: p.grad.detach().clone() for name, p in accelerator.unwrap_model(model).named_parameters()
                  if p.grad is not None}
-        torch.save({"loss": mean_loss, "parts": parts, "grads": grads, "num_processes": accelerator.num_processes}, out)
+        torch.save({"loss": mean_loss, "parts": parts, "grads": grads, "num_processes": accelerator.num_processes,
+                    "processes_on_this_machine": int(os.environ.get("LOCAL_WORLD_SIZE", 1))}, out)
     accelerator.wait_for_everyone()
     accelerator.end_training()
 
@@ -99,6 +100,21 @@ def test_two_processes_give_the_gradients_of_the_doubled_batch(one_and_two_proce
     assert worst <= 1e-5, worst
     # and the test is not vacuous: the gradients are far from zero
     assert max(grad.abs().max().item() for grad in single["grads"].values()) > 1e-3
+
+
+def test_two_machines_of_one_process_give_the_loss_and_gradients_of_the_doubled_batch(one_and_two_processes,
+                                                                                    tmp_path):
+    """Multi-node in miniature: `accelerate launch --num_machines 2 --machine_rank 0|1 --main_process_ip 127.0.0.1`,
+    one process per "machine", both on localhost."""
+    single, _ = one_and_two_processes
+    done = accelerate_launch(2, [__file__, "--worker", tmp_path / "nodes.pt", "--per_process", GLOBAL_BATCH // 2],
+                             cwd=REPO, num_machines=2)
+    assert done.returncode == 0, done.stderr[-4000:]
+    nodes = torch.load(tmp_path / "nodes.pt")
+    assert nodes["num_processes"] == 2 and nodes["processes_on_this_machine"] == 1
+    assert abs(single["loss"] - nodes["loss"]) <= 1e-5, (single["loss"], nodes["loss"])
+    worst = max((single["grads"][name] - nodes["grads"][name]).abs().max().item() for name in single["grads"])
+    assert worst <= 1e-5, worst
 
 
 def test_pretrain_script_runs_as_two_synchronised_cpu_processes(tmp_path):
