@@ -190,10 +190,10 @@ def outlier_mask(signal: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def repair_outliers(signal: np.ndarray, lead_names, policy: str, report: QualityReport) -> np.ndarray:
-    """Flag outlying samples and, by `policy`, clip them to their lead's median ± the limit (`"clip"`), replace them by
-    linear interpolation from their neighbours (`"interpolate"`) or leave them (`"keep"`), so that one corrupt sample
-    cannot squash the record to a flat line under min-max scaling."""
-    mask, median, limit = outlier_mask(signal)
+    """Flag outlying samples and, by `policy`, clip them to the range of their lead's other samples (`"clip"`),
+    replace them by linear interpolation from their neighbours (`"interpolate"`) or leave them (`"keep"`), so that one
+    corrupt sample cannot squash the record to a flat line under min-max scaling."""
+    mask, _, _ = outlier_mask(signal)
     if not mask.any():
         return signal
     leads = [name for name, lead in zip(lead_names, mask) if lead.any()]
@@ -203,14 +203,15 @@ def repair_outliers(signal: np.ndarray, lead_names, policy: str, report: Quality
                 f"{worst:.3g}); {action}.")
     if policy == "keep":
         return signal
-    if policy == "interpolate" and not mask.all(axis=1).any():
-        repaired = signal.copy()
-        time = np.arange(signal.shape[1])
-        for lead in np.flatnonzero(mask.any(axis=1)):
-            good = ~mask[lead]
+    repaired = signal.copy()
+    time = np.arange(signal.shape[1])
+    for lead in np.flatnonzero(mask.any(axis=1)):  # the lead's median sample is never an outlier: `good` is not empty
+        good = ~mask[lead]
+        if policy == "interpolate":
             repaired[lead, ~good] = np.interp(time[~good], time[good], signal[lead, good])
-        return repaired
-    return np.clip(signal, median - limit, median + limit)
+        else:
+            repaired[lead] = np.clip(signal[lead], signal[lead, good].min(), signal[lead, good].max())
+    return repaired
 
 
 def check_degenerate(signal: np.ndarray, lead_names, report: QualityReport) -> None:

@@ -27,7 +27,8 @@ logger = logging.get_logger(__name__)
 
 NORMALIZATIONS = ("minmax", "zscore", "none")
 NAN_POLICIES = ("interpolate", "zero", "raise")
-MAX_RATIO_DENOMINATOR = 1000  # resampling ratios are rounded to p/q with q <= 1000: the filter stays small for any rate
+MAX_RATIO_DENOMINATOR = 10_000  # resampling ratios are rounded to p/q, q <= 10 000: the filter stays small for any rate
+RESAMPLE_BLOCK = 250  # output samples gathered at once: bounds the (C, block, taps) intermediates (~20 MB each at 20 kHz)
 EPSILON = 1e-8  # MERL/MELP min-max denominator guard
 LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}  # spellings seen in public headers (CODE uses DI/DII/DIII)
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}  # WFDB physical units -> millivolts
@@ -63,14 +64,17 @@ def resample_poly(signal: np.ndarray, up: int, down: int) -> np.ndarray:
     first = (half_len + pre_pad) // down  # output index of the first sample aligned with input sample 0
     taps_per_phase = -(-len(h) // up)
     h = np.concatenate([h, np.zeros(taps_per_phase * up - len(h))])
-    t = (np.arange(out_len) + first) * down  # positions on the up-sampled grid
-    newest_input = t // up  # (out,)
-    phase = t - newest_input * up  # (out,)
-    inputs = newest_input[:, None] - np.arange(taps_per_phase)[None, :]  # (out, J)
-    weights = h[phase[:, None] + up * np.arange(taps_per_phase)[None, :]]  # (out, J)
-    valid = (inputs >= 0) & (inputs < length)
-    gathered = signal[:, np.clip(inputs, 0, length - 1)] * valid  # (C, out, J)
-    return np.einsum("coj,oj->co", gathered, weights)
+    out = np.empty((signal.shape[0], out_len))
+    for start in range(0, out_len, RESAMPLE_BLOCK):
+        t = (np.arange(start, min(start + RESAMPLE_BLOCK, out_len)) + first) * down  # positions on the up-sampled grid
+        newest_input = t // up  # (block,)
+        phase = t - newest_input * up  # (block,)
+        inputs = newest_input[:, None] - np.arange(taps_per_phase)[None, :]  # (block, J)
+        weights = h[phase[:, None] + up * np.arange(taps_per_phase)[None, :]]  # (block, J)
+        valid = (inputs >= 0) & (inputs < length)
+        gathered = signal[:, np.clip(inputs, 0, length - 1)] * valid  # (C, block, J)
+        out[:, start:start + len(t)] = np.einsum("coj,oj->co", gathered, weights)
+    return out
 
 
 def resample_to_rate(signal: np.ndarray, rate: float, target_rate: float, keep_samples: int | None = None):
@@ -86,9 +90,9 @@ def resample_to_rate(signal: np.ndarray, rate: float, target_rate: float, keep_s
 
 
 def resampling_ratio(rate: float, target_rate: float) -> tuple[int, int]:
-    """(up, down) with up/down ~ target_rate/rate, down <= 1000: exact for every integer rate up to 1000 Hz (and 1024,
-    2000, ...); for an odd rate such as 1234.567 Hz the time scale is off by < 1e-6 while the filter, whose length
-    grows with max(up, down), stays small (the exact 500000/1234567 would need 25 M taps)."""
+    """(up, down) with up/down ~ target_rate/rate, down <= 10 000: exact for every integer rate up to 10 kHz; for an
+    odd rate such as 1234.567 Hz the time scale is off by < 1e-6 while the filter, whose length grows with
+    max(up, down), stays small (the exact 500000/1234567 would need 25 M taps)."""
     ratio = Fraction(float(target_rate) / float(rate)).limit_denominator(MAX_RATIO_DENOMINATOR)
     return ratio.numerator, ratio.denominator
 
