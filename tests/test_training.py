@@ -112,28 +112,21 @@ def test_saved_folder_loads_with_auto_classes_in_a_fresh_process(quick_run):
 
 
 def test_saved_folder_loads_with_remote_code_where_tamer_hf_is_absent(quick_run, tmp_path):
+    """transformers alone, in a process where tamer_hf cannot be imported: the pipeline with and without the task name
+    (inferred from config.json), remote code only, the installed library's scores."""
+    import tamer_hf
+    from tamer_hf.testing_utils import pipeline_outputs_without_tamer_hf
+
     out, _ = quick_run
-    code = textwrap.dedent(f"""
-        import sys
-        class Block:  # tamer_hf and the repo's packages cannot be imported: as on a machine without them
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("tamer_hf", "datasets_scripts", "modeling"):
-                    raise ImportError("blocked " + name)
-        sys.meta_path.insert(0, Block())
-        import numpy as np
-        from transformers import AutoModel, AutoProcessor, pipeline
-        model = AutoModel.from_pretrained({str(out)!r}, trust_remote_code=True)
-        processor = AutoProcessor.from_pretrained({str(out)!r}, trust_remote_code=True)
-        assert "transformers_modules" in type(model).__module__, type(model).__module__
-        classifier = pipeline(model={str(out)!r}, trust_remote_code=True)
-        print(classifier.task, classifier(np.zeros((12, 5000)), sampling_rate=500, candidate_labels=["a", "b"]))
-        assert not any(m.startswith("tamer_hf") for m in sys.modules)
-    """)
-    env = {**ENV, "HF_HOME": str(tmp_path / "hf"), "PYTHONPATH": ""}
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "zero-shot-ecg-classification" in done.stdout
+    ecg = np.random.default_rng(0).normal(size=(12, 5000)).cumsum(axis=-1).astype(np.float32) * 0.01
+    calls = [{"sampling_rate": 500, "candidate_labels": ["atrial fibrillation", "sinus rhythm"]}]
+    installed = tamer_hf.pipeline(model=str(out))(ecg, **calls[0])
+    output = pipeline_outputs_without_tamer_hf([out], ecg, calls, tmp_path)[str(out)]
+    assert output["inferred_task"] == "zero-shot-ecg-classification"
+    assert all(module.startswith("transformers_modules") for module in output["modules"]), output["modules"]
+    for got in (output["named"][0], output["inferred"][0]):
+        assert {e["label"]: e["score"] for e in got} == pytest.approx({e["label"]: e["score"] for e in installed},
+                                                                      abs=1e-5)
 
 
 def test_pretraining_on_a_custom_parquet_dataset(tmp_path):
