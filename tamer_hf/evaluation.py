@@ -15,8 +15,10 @@ import json
 import os
 import shlex
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
+import warnings
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PACKAGED_DESCRIPTIONS = os.path.join(DATA_DIR, "label_descriptions.json")
 PACKAGED_DOMAIN_MAPPING = os.path.join(DATA_DIR, "domain_mapping.json")
 URL_TIMEOUT_S = 30
+MIN_CI_CASES = 2  # a class with one positive (or one negative) makes every bootstrap resample repeat that one case
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -233,12 +236,30 @@ def column_aucs(y_true, scores) -> np.ndarray:
 
 
 def evaluate_scores(y_true, scores, label_names: list[str], num_bootstrap: int = 1000, seed: int = 0) -> dict:
-    """`per_class_auc` plus the bootstrap CI (`"ci95"`)."""
+    """`per_class_auc` plus the bootstrap CI (`"ci95"`).
+
+    The CI is omitted, with a warning and the reason in `"ci95_omitted"`, when a scored class has fewer than
+    `MIN_CI_CASES` positives or negatives, or when the resamples give a zero-width interval: a "95 % CI" of
+    (0.75-0.75) from a 2-record split claims a certainty the data cannot give."""
     result = per_class_auc(y_true, scores, label_names)
     kept = [i for i, name in enumerate(label_names) if name not in result["excluded"]]
     y_true, scores = np.asarray(y_true), np.asarray(scores)
-    if num_bootstrap > 0 and kept:
-        result["ci95"] = bootstrap_macro_auc(y_true[:, kept], scores[:, kept], num_bootstrap, 0.95, seed)
+    if num_bootstrap <= 0 or not kept:
+        return result
+    positives = y_true[:, kept].sum(axis=0)
+    few = [label_names[i] for i, count in zip(kept, positives) if min(count, len(y_true) - count) < MIN_CI_CASES]
+    reason = None
+    if few:
+        reason = f"class(es) {few} have fewer than {MIN_CI_CASES} positives or negatives"
+    else:
+        ci = bootstrap_macro_auc(y_true[:, kept], scores[:, kept], num_bootstrap, 0.95, seed)
+        if ci["num_samples"] == 0 or not ci["high"] > ci["low"]:
+            reason = f"the bootstrap resamples of {len(y_true)} records give a zero-width interval"
+        else:
+            result["ci95"] = ci
+    if reason:
+        warnings.warn(f"95 % CI omitted: {reason}.", stacklevel=2)
+        result["ci95_omitted"] = reason
     return result
 
 
@@ -413,15 +434,32 @@ def command_record(script: str, argv: list[str]) -> str:
 
 
 def save_results(results: dict, output_dir: str | os.PathLike) -> tuple[str, str]:
-    """Write `results.json` and `results.md` (see `results_to_markdown`) into `output_dir`; return both paths."""
+    """Write `results.json` and `results.md` (see `results_to_markdown`) into `output_dir`; return both paths.
+
+    Each file is written to a temporary file in `output_dir` and renamed over the old one (`os.replace`), so a
+    crash or a full disk mid-write leaves the previous complete file, never a truncated one."""
     os.makedirs(output_dir, exist_ok=True)
     json_path = os.path.join(output_dir, "results.json")
     markdown_path = os.path.join(output_dir, "results.md")
-    with open(json_path, "w", encoding="utf-8") as handle:
-        json.dump(results, handle, indent=2, allow_nan=True)
-    with open(markdown_path, "w", encoding="utf-8") as handle:
-        handle.write(results_to_markdown(results))
+    _write_atomically(json_path, json.dumps(results, indent=2, allow_nan=True))
+    _write_atomically(markdown_path, results_to_markdown(results))
     return json_path, markdown_path
+
+
+def _write_atomically(path: str, text: str) -> None:
+    directory, name = os.path.split(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; results are meant to be read by others
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
 
 
 def results_to_markdown(results: dict) -> str:
@@ -429,7 +467,9 @@ def results_to_markdown(results: dict) -> str:
     then MERL-style linear probing (1 % / 10 % / 100 %, `tamer_hf.linear_probe` layout), then per-class AUCs.
     AUCs are shown ×100."""
     lines = [_summary_table(results)]
-    if results.get("linear_probe"):
+    if results.get("linear_probe", {}).get("error"):
+        lines.append(f"**Linear probe failed**: {results['linear_probe']['error']}")
+    elif results.get("linear_probe"):
         lines.append(_linear_probe_table(results))
     lines.append(_per_class_table("Zero-shot per-class AUC", results["zero_shot"]))
     for target, result in results.get("domain_shift", {}).items():

@@ -12,6 +12,11 @@ split, macro-AUC over the target classes that MERL's tables in `tamer_hf/data/do
 linear probing on 1 % / 10 % / 100 % of the train split (`tamer_hf.linear_probe`) -> results.json (with package
 version, git commit, checkpoint and prompt hashes, dataset fingerprints, seeds and this command line), results.md and
 PNG plots in `--output_dir`. The model is only asked for `get_ecg_features` and `get_text_features`.
+
+Every argument, file and split is checked before the model is loaded. An output folder that already holds results is
+refused unless `--overwrite_output_dir`. results.json is written atomically after the zero-shot stage and rewritten
+after each later stage; if the linear probe fails, the file keeps the zero-shot (and domain-shift) results and records
+the probe's error, and the command exits with an error.
 """
 
 import argparse
@@ -58,6 +63,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed and the clean/sklearn probe's seed")
     parser.add_argument("--method", help="row name in the Markdown table (default: the model's model_type)")
     parser.add_argument("--output_dir", help="default: <model>/eval/<label_set>")
+    parser.add_argument("--overwrite_output_dir", action="store_true",
+                        help="replace the results of an earlier run in --output_dir (refused otherwise)")
     parser.add_argument("--trust_remote_code", action="store_true")
     args = parser.parse_args(argv)
     for name in ("batch_size", "max_records"):
@@ -65,7 +72,50 @@ def parse_args(argv=None):
             parser.error(f"--{name} must be positive, got {getattr(args, name)}.")
     if args.bootstrap < 0:
         parser.error(f"--bootstrap must not be negative, got {args.bootstrap}.")
+    if args.linear_probe is False and args.probe_recipe != "clean":
+        parser.error("--probe_recipe needs --linear_probe.")
+    for template in (args.hypothesis_template,):
+        try:
+            evaluation.make_prompts(["x"], template)
+        except ValueError as error:
+            parser.error(str(error))
+    if args.domain_mapping and not args.domain_shift:
+        parser.error("--domain_mapping needs --domain_shift targets.")
     return args
+
+
+RESULT_FILES = ("results.json", "results.md")
+
+
+def check_output_dir(path, overwrite: bool) -> None:
+    """An output folder holding an earlier run's results is only reused with --overwrite_output_dir."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise FileExistsError(f"--output_dir {path} is a file, not a folder.")
+    found = [name for name in RESULT_FILES if os.path.exists(os.path.join(path, name))]
+    if found and not overwrite:
+        raise FileExistsError(f"--output_dir {path} already holds results ({', '.join(found)}); pass "
+                              "--overwrite_output_dir to replace them, or choose another folder.")
+
+
+def check_model_source(model: str) -> None:
+    """A local folder must hold a config.json; anything else must look like a Hub id (`org/name`)."""
+    if os.path.isdir(model):
+        if not os.path.isfile(os.path.join(model, "config.json")):
+            raise FileNotFoundError(f"--model {model} has no config.json; is it a saved model folder?")
+        return
+    looks_local = os.path.isabs(model) or model.startswith((".", "~")) or model.count("/") > 1 or os.path.exists(model)
+    if looks_local:
+        raise FileNotFoundError(f"--model {model}: no such model folder.")
+
+
+def load_model_and_processor(args):
+    try:
+        model = AutoModel.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
+        processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    except OSError as error:  # missing Hub repository, no network, unreadable files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(f"cannot load --model {args.model}: {first_line}") from None
+    return model, processor
 
 
 def load_split(path, split, max_records):
@@ -199,6 +249,9 @@ def main(argv=None, program: str | None = None):
     else:
         command = shlex.join([*shlex.split(program), *argv])
     args = parse_args(argv)
+    check_model_source(args.model)
+    if args.output_dir:
+        check_output_dir(args.output_dir, args.overwrite_output_dir)
     dataset_dict, dataset = load_split(args.dataset, args.split, args.max_records)
     classes = label_names(dataset_dict)
     task = resolve_task(dataset_dict, args)
@@ -209,10 +262,10 @@ def main(argv=None, program: str | None = None):
     if args.linear_probe:
         check_probe_splits(dataset_dict, args)
     args.output_dir = args.output_dir or os.path.join(args.model, "eval", label_set)
+    check_output_dir(args.output_dir, args.overwrite_output_dir)
     os.makedirs(args.output_dir, exist_ok=True)
 
-    model = AutoModel.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
-    processor = AutoProcessor.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    model, processor = load_model_and_processor(args)
     y_true = labels_of(dataset)
     scores, ecg_embeds = zero_shot(model, processor, dataset, prompts, args)
     zero_shot_result = evaluation.evaluate_scores(y_true, scores, classes, args.bootstrap, args.seed)
@@ -229,10 +282,18 @@ def main(argv=None, program: str | None = None):
         "command": command, "working_directory": os.getcwd(),
         "zero_shot": zero_shot_result,
     }
+    evaluation.save_results(results, args.output_dir)  # kept whatever happens in the later stages
     if args.domain_shift:
         results["domain_shift"] = domain_shift(model, processor, label_set, targets, prompt_source, args)
+        evaluation.save_results(results, args.output_dir)
     if args.linear_probe:
-        results["linear_probe"] = linear_probe(model, processor, dataset_dict, ecg_embeds, y_true, classes, args)
+        try:
+            results["linear_probe"] = linear_probe(model, processor, dataset_dict, ecg_embeds, y_true, classes, args)
+        except Exception as error:
+            results["linear_probe"] = {"error": f"{type(error).__name__}: {error}"}
+            json_path, _ = evaluation.save_results(results, args.output_dir)
+            raise RuntimeError(f"the linear probe failed ({type(error).__name__}: {error}); the zero-shot results "
+                               f"are kept in {json_path}.") from error
     json_path, markdown_path = evaluation.save_results(results, args.output_dir)
     print(open(markdown_path, encoding="utf-8").read())
     print(f"Results: {json_path}, {markdown_path}")
