@@ -13,6 +13,8 @@ Flat, depending only on numpy and torch: copied next to every saved checkpoint w
 """
 
 import difflib
+import os
+import re
 import warnings
 
 import numpy as np
@@ -27,6 +29,8 @@ OUTLIER_QUANTILE = 99.0
 CLIPPED_FRACTION = 0.01  # a lead with >= 1 % of its samples exactly at its maximum (or minimum) is saturated
 OUTLIER_POLICIES = ("clip", "interpolate", "keep")
 DICT_KEYS = ("signal", "ecg", "sampling_rate", "lead_names")
+WFDB_SUFFIXES = (".hea", ".dat", ".mat")
+_WFDB_FREQUENCY = re.compile(r"^[0-9]*\.?[0-9]+([eE][-+]?[0-9]+)?([/(]|$)")  # FS[/COUNTER_FREQ[(BASE_COUNTER)]]
 
 
 class ECGQualityWarning(UserWarning):
@@ -129,6 +133,26 @@ def _same_number(first, second) -> bool:
         return float(first) == float(second)
     except (TypeError, ValueError):
         return False
+
+
+def wfdb_record_name(path) -> str:
+    """The record name of a WFDB path: "X.hea", "X.dat", "X.mat" and "X" all name record "X" (whose header is X.hea)."""
+    record = os.fspath(path)
+    for suffix in WFDB_SUFFIXES:
+        if record.endswith(suffix):
+            return record[: -len(suffix)]
+    return record
+
+
+def check_wfdb_header_frequency(header_path: str) -> None:
+    """The record line must give a sampling frequency: without a readable one, WFDB silently assumes 250 Hz."""
+    with open(header_path, encoding="utf-8", errors="replace") as handle:
+        record_line = next((line for line in handle if line.strip() and not line.lstrip().startswith("#")), "")
+    fields = record_line.split()
+    if len(fields) < 3 or not _WFDB_FREQUENCY.match(fields[2]):
+        found = repr(fields[2]) if len(fields) >= 3 else "none"
+        raise ValueError(f"the header {header_path} gives no readable sampling frequency (found {found}); WFDB would "
+                         "silently assume 250 Hz. Fix the record line: NAME NUM_SIGNALS FREQUENCY NUM_SAMPLES.")
 
 
 def check_sampling_rate(sampling_rate, model_rate) -> float:
@@ -243,5 +267,5 @@ def _saturated(lead: np.ndarray) -> bool:
 
 
 __all__ = ["ECGQualityWarning", "QualityReport", "OUTLIER_POLICIES", "as_numeric_array", "check_degenerate",
-           "check_duration", "check_keywords", "check_lead_names", "check_sampling_rate", "dataframe_record",
-           "dict_record", "is_dataframe", "outlier_mask", "repair_outliers"]
+           "check_duration", "check_keywords", "check_lead_names", "check_sampling_rate", "check_wfdb_header_frequency",
+           "dataframe_record", "dict_record", "is_dataframe", "outlier_mask", "repair_outliers", "wfdb_record_name"]

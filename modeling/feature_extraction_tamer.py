@@ -20,8 +20,8 @@ from transformers.utils import logging
 
 from .ecg_signal import CANONICAL_LEADS, stft_magnitude
 from .ecg_validation import (OUTLIER_POLICIES, QualityReport, as_numeric_array, check_degenerate, check_duration,
-                             check_keywords, check_lead_names, check_sampling_rate, dataframe_record, dict_record,
-                             is_dataframe, repair_outliers)
+                             check_keywords, check_lead_names, check_sampling_rate, check_wfdb_header_frequency,
+                             dataframe_record, dict_record, is_dataframe, repair_outliers, wfdb_record_name)
 
 logger = logging.get_logger(__name__)
 
@@ -189,19 +189,19 @@ _LIMB_FORMULAS = {
 
 
 def read_wfdb(path) -> tuple[np.ndarray, float, list[str]]:
-    """A WFDB record (`.hea` path or record name) -> ((C, T) millivolts, sampling rate, lead names).
+    """A WFDB record (`.hea`, `.dat` or `.mat` path, or record name) -> ((C, T) millivolts, sampling rate, lead names).
 
-    Physical units other than mV (uV, V) are converted; NaN marks samples the record flags as invalid."""
+    Physical units other than mV (uV, V) are converted; NaN marks samples the record flags as invalid. A header
+    without a readable sampling frequency is an error (WFDB would assume 250 Hz)."""
     try:
         import wfdb
     except ImportError as error:
         raise ImportError("Reading WFDB records needs the `wfdb` package: pip install wfdb") from error
-    record = str(path)
-    if record.endswith(".hea"):
-        record = record[: -len(".hea")]
+    record = wfdb_record_name(path)
     if not os.path.exists(record + ".hea"):
         raise FileNotFoundError(f"WFDB header not found: {record}.hea")
     try:
+        check_wfdb_header_frequency(record + ".hea")
         signal, fields = wfdb.rdsamp(record)
     except Exception as error:  # wfdb raises many types for corrupt files
         raise ValueError(f"Could not read WFDB record {record}: {error}") from error

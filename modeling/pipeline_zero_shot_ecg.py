@@ -15,7 +15,7 @@ import torch
 from transformers import AutoModel, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .ecg_validation import is_dataframe
+from .ecg_validation import is_dataframe, wfdb_record_name
 
 TASK = "zero-shot-ecg-classification"
 TEXT_CACHE_SIZE = 16  # distinct prompt lists whose embeddings are kept (one per label set in use)
@@ -234,7 +234,7 @@ def _check_input(inputs):
     """Reject inputs the feature extractor would misread; files must exist and be readable."""
     if isinstance(inputs, (str, os.PathLike)):
         path = os.fspath(inputs)
-        header = path if path.endswith(".hea") else path + ".hea"
+        header = wfdb_record_name(path) + ".hea"
         if not os.path.isfile(header) or not os.access(header, os.R_OK):
             raise FileNotFoundError(f"Cannot read the WFDB header {header!r} (missing or unreadable).")
         return path

@@ -551,3 +551,66 @@ def test_pipeline_accepts_a_dataframe_by_lead_name(classifier):
     from_frame = classifier(frame, sampling_rate=500, candidate_labels=LABELS)
     from_array = classifier(ECG, sampling_rate=500, candidate_labels=LABELS)
     assert labels_and_scores(from_frame) == pytest.approx(labels_and_scores(from_array), abs=1e-6)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# WFDB files: broken headers and data files
+
+
+@pytest.fixture
+def wfdb_dir(tmp_path):
+    wfdb = pytest.importorskip("wfdb")
+    wfdb.wrsamp("rec", fs=500, units=["mV"] * 12, sig_name=LEADS, p_signal=ECG.T, fmt=["16"] * 12,
+                write_dir=str(tmp_path))
+    lines = (tmp_path / "rec.hea").read_text().splitlines()
+
+    def variant(name, record_line=None, signal_lines=None, data=True):
+        signals = lines[1:] if signal_lines is None else signal_lines
+        header = [record_line or lines[0].replace("rec", name, 1)] + signals
+        (tmp_path / f"{name}.hea").write_text("\n".join(line.replace("rec.dat", f"{name}.dat") for line in header))
+        if data:
+            (tmp_path / f"{name}.dat").write_bytes((tmp_path / "rec.dat").read_bytes())
+        return str(tmp_path / f"{name}.hea")
+
+    return tmp_path, variant
+
+
+def _truncate_data(header_path: str) -> str:
+    data = header_path[: -len(".hea")] + ".dat"
+    content = open(data, "rb").read()
+    open(data, "wb").write(content[: len(content) // 3 + 1])
+    return header_path
+
+
+@pytest.mark.parametrize("make, kwargs, error, match", [
+    (lambda d, v: _truncate_data(v("truncated")), {}, ValueError, "Could not read WFDB record .*truncated"),
+    (lambda d, v: v("nofs", record_line="nofs 12"), {}, ValueError, "no readable sampling frequency .*250 Hz"),
+    (lambda d, v: v("badfs", record_line="badfs 12 fast 5000"), {}, ValueError, "found 'fast'"),
+    (lambda d, v: v("zerofs", record_line="zerofs 12 0 5000"), {}, ValueError, "plausible range"),
+    (lambda d, v: v("nodat", data=False), {}, ValueError, "Could not read WFDB record"),
+    (lambda d, v: v("garbage", record_line="\x00\x01 not a header"), {}, ValueError, "no readable sampling"),
+    (lambda d, v: v("fewsignals", record_line="fewsignals 12 500 5000", signal_lines=[]), {}, ValueError,
+     "Could not read WFDB record"),
+    (lambda d, v: v("sixof12", signal_lines=open(v("full")).read().splitlines()[1:7]), {}, ValueError,
+     "Could not read WFDB record"),
+    (lambda d, v: v("onesignal", record_line="onesignal 1 500 5000"), {}, ValueError, "Could not read WFDB record"),
+    (lambda d, v: str(d / "absent.hea"), {}, FileNotFoundError, r"absent\.hea"),
+    (lambda d, v: str(d / "absent.mat"), {}, FileNotFoundError, r"header not found: .*absent\.hea$"),
+    (lambda d, v: str(d / "rec.hea"), {"sampling_rate": 250}, ValueError, "contradicts the 500.0 Hz in the header"),
+])
+def test_broken_wfdb_records_are_clear_errors(extractor, wfdb_dir, make, kwargs, error, match):
+    directory, variant = wfdb_dir
+    with pytest.raises(error, match=match):
+        extractor(make(directory, variant), **kwargs)
+
+
+@pytest.mark.parametrize("suffix", [".hea", ".dat", ""])
+def test_a_wfdb_record_is_found_from_any_of_its_file_names(extractor, wfdb_dir, suffix):
+    directory, _ = wfdb_dir
+    values = prepared_without_quality_warnings(extractor, str(directory / f"rec{suffix}"))["input_values"]
+    assert_sane(values)
+
+
+def test_the_pipeline_names_the_real_header_of_a_missing_mat_record(classifier, tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"'[^']*missing\.hea'"):
+        classifier(str(tmp_path / "missing.mat"), candidate_labels=LABELS)
