@@ -25,7 +25,7 @@ import pandas as pd
 from . import cli
 from .card import SourceCard
 from .common import (LEADS, TARGET_FS, TARGET_LEN, dataset_description, deterministic_split, ecg_features,
-                     label_indices)
+                     in_memory_split, label_indices)
 
 SYNTHETIC_LABELS = ("NORM", "SR", "SBRAD", "STACH", "AFIB", "AFLT", "1AVB", "2AVB", "3AVB", "CLBBB", "CRBBB",
                     "STE", "STD", "INVT", "PVC", "PAC")
@@ -367,7 +367,7 @@ def generate(num_records: int = 1000, seed: int = 0, output_dir=None, num_worker
     Columns: ecg (12, 5000) float32 mV, record_id, patient_id, report, labels (multi-hot over SYNTHETIC_LABELS).
     In memory when `output_dir` is None, otherwise written shard by shard (and resumable) to `output_dir`.
     """
-    from datasets import Dataset, DatasetDict, DatasetInfo
+    from datasets import DatasetDict
 
     if num_records < 1:
         raise ValueError(f"num_records must be >= 1, got {num_records}")
@@ -382,9 +382,16 @@ def generate(num_records: int = 1000, seed: int = 0, output_dir=None, num_worker
                        num_workers=num_workers, shard_size=shard_size, overwrite=overwrite)
     splits = {}
     for split in ("train", "validation", "test"):
-        rows = [_synthetic_row(task) for task in table[table["split"] == split].to_dict("records")]
-        columns = {name: [row[name] for row in rows] for name in features}
-        splits[split] = Dataset.from_dict(columns, info=DatasetInfo(description=description, features=features))
+        tasks = table[table["split"] == split].to_dict("records")
+        signals = np.empty((len(tasks), len(LEADS), TARGET_LEN), dtype=np.float32)  # (N, 12, 5000): the data itself
+        columns = {name: [] for name in features if name != "ecg"}
+        for position, task in enumerate(tasks):
+            row = _synthetic_row(task)
+            signals[position] = row["ecg"]
+            for name, values in columns.items():
+                values.append(row[name])
+        fingerprint = f"synthetic-{num_records}-{seed}-{int(include_av_blocks)}-{split}"
+        splits[split] = in_memory_split(signals, columns, features, description, fingerprint)
     return DatasetDict(splits)
 
 
