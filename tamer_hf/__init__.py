@@ -12,6 +12,7 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoProces
 from .modeling.configuration_tamer import CANONICAL_LEADS, TamerConfig
 from .modeling.feature_extraction_tamer import TamerFeatureExtractor
 from .modeling.ecg_classification import ECGClassifierOutput
+from .modeling.ecg_validation import ECGQualityWarning
 from .modeling.modeling_tamer import (TamerForECGClassification, TamerModel, TamerOutput, TamerTextEncoding,
                                      contrastive_loss, stft_magnitude)
 from .modeling.processing_tamer import TamerProcessor
@@ -52,6 +53,7 @@ __all__ = [
     "save_pretrained_with_pipeline",
     "CANONICAL_LEADS",
     "ECGClassifierOutput",
+    "ECGQualityWarning",
     "TamerConfig",
     "TamerFeatureExtractor",
     "TamerForECGClassification",

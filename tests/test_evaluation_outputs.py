@@ -88,6 +88,20 @@ def test_bad_arguments_are_usage_errors(workspace, tmp_path, capsys, extra, mess
     assert not (tmp_path / "out").exists()
 
 
+def test_task_is_refused_for_a_dataset_that_is_not_ptbxl(workspace, tmp_path, capsys):
+    argv = eval_args(workspace, tmp_path / "out", "--task", "rhythm")
+    assert run(zero_shot_eval.main, argv, program="tamer eval", user_errors=zero_shot_eval.USER_ERRORS) == 2
+    assert "--task rhythm only applies to PTB-XL" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_classes_without_a_packaged_description_are_named_in_a_warning(workspace, tmp_path):
+    prompts = zero_shot_eval.PromptSource(None)
+    with pytest.warns(UserWarning, match=r"no text for \['NEWCLASS'\] \(synthetic\)"):
+        texts = prompts.prompts("synthetic", ["AFIB", "NEWCLASS"], "{}")
+    assert texts[1] == "newclass" and texts[0] != "afib"
+
+
 @pytest.mark.parametrize("model, output_dir, message", [
     ("missing_model", None, "no such model folder"),
     ("./missing_model", None, "no such model folder"),

@@ -23,6 +23,7 @@ import argparse
 import os
 import shlex
 import sys
+import warnings
 
 import numpy as np
 from datasets import load_from_disk
@@ -147,6 +148,9 @@ class PromptSource:
         missing = [name for name in classes if name not in descriptions]
         if self.user_file and missing:
             raise ValueError(f"--prompts {self.source} has no prompt for {missing} ({label_set}).")
+        if missing:
+            warnings.warn(f"the packaged descriptions have no text for {missing} ({label_set}); their class names are "
+                          "encoded as they are. Pass --prompts to give them one.", stacklevel=2)
         return evaluation.make_prompts(classes, template, descriptions)
 
     def record(self, classes, prompts):
@@ -229,10 +233,15 @@ def check_probe_splits(dataset_dict, args) -> None:
 
 
 def resolve_task(dataset_dict, args):
-    """The PTB-XL task the dataset was built for; `--task` may only confirm it."""
+    """The PTB-XL task the dataset was built for; `--task` may only confirm it, and means nothing for another source
+    (whose classes are fixed), so it is an error there rather than silently ignored."""
     from datasets_scripts.common import dataset_metadata
 
-    built_for = dataset_metadata(dataset_dict).get("task")
+    metadata = dataset_metadata(dataset_dict)
+    built_for, source = metadata.get("task"), metadata.get("tamer_source")
+    if args.task and source and source != "ptbxl":
+        raise ValueError(f"--task {args.task} only applies to PTB-XL; {args.dataset} holds {source!r}, whose classes "
+                         "are fixed. Drop --task.")
     if args.task and built_for and args.task != built_for:
         raise ValueError(f"--task {args.task}, but {args.dataset} was built for task {built_for!r}.")
     return built_for or args.task
