@@ -174,14 +174,15 @@ def check_sampling_rate(sampling_rate, model_rate) -> float:
     return rate
 
 
-def check_lead_names(lead_names, num_rows: int) -> list[str]:
-    """`lead_names` must name every row, once: a shorter or longer list would drop or misassign leads."""
+def check_lead_names(lead_names, num_rows: int | None = None) -> list[str]:
+    """`lead_names` must be non-empty strings naming every row (`num_rows`, when known): a shorter or longer list
+    would drop or misassign leads."""
     if isinstance(lead_names, str) or not hasattr(lead_names, "__len__"):
         raise ValueError(f"lead_names must be a list of lead names, got {lead_names!r}.")
     names = list(lead_names)
     if not all(isinstance(name, str) and name.strip() for name in names):
         raise ValueError(f"lead_names must be non-empty strings, got {names!r}.")
-    if len(names) != num_rows:
+    if num_rows is not None and len(names) != num_rows:
         raise ValueError(f"{len(names)} lead_names {names} for an ECG with {num_rows} leads; give one name per lead.")
     return names
 

@@ -364,6 +364,8 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
         report = QualityReport(record, strict)
         try:
             rate = check_sampling_rate(sampling_rate, self.sampling_rate)
+            if lead_names is not None:
+                lead_names = check_lead_names(lead_names)
             signal = self._leads_first(signal, lead_names, channels_first)
             if lead_names is not None:
                 lead_names = check_lead_names(lead_names, signal.shape[0])
@@ -387,7 +389,7 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
             values = self._normalize(signal)
             if not np.isfinite(values.astype(np.float32)).all():
                 raise ValueError("the prepared values are not finite (amplitudes beyond float32's range); rescale the "
-                                 "record or use outlier_policy='clip'.")
+                                 "record, or keep outlier_policy='clip' if only a few samples are corrupt.")
             return values, report
         except ValueError as error:
             raise ValueError(f"{record}: {error}") from None
@@ -406,8 +408,6 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
     def _leads_first(self, signal, lead_names, channels_first):
         if signal.ndim != 2:
             raise ValueError(f"one ECG must have 2 dimensions (leads, time), got shape {signal.shape}.")
-        if lead_names is not None and (isinstance(lead_names, str) or not hasattr(lead_names, "__len__")):
-            raise ValueError(f"lead_names must be a list of lead names, got {lead_names!r}.")
         if signal.size == 0:
             raise ValueError(f"the ECG is empty (shape {signal.shape}).")
         if channels_first is None:
