@@ -1,6 +1,7 @@
 """`tamer`: one command with a subcommand per program (`tamer_hf.commands`), installed by `pip install tamer-hf`.
 
     tamer pretrain [...]    tamer finetune [...]    tamer eval [...]    tamer prepare SOURCE [...]    tamer push [...]
+    tamer demo --model FOLDER_OR_ID [--port N] [--host ADDRESS] [--write_space DIR]
     tamer <command> --help
 
 `python -m tamer_hf <command> ...` is the same program; `accelerate launch [--multi_gpu ...] -m tamer_hf pretrain ...`
@@ -21,6 +22,7 @@ COMMANDS = {
     "eval": ("zero_shot_eval", "zero-shot (+ domain-shift, linear-probe) evaluation with a results record"),
     "prepare": ("prepare", "build a DatasetDict from a raw public download (datasets_scripts.SOURCE)"),
     "push": ("push", "upload a saved model folder and its model card to the Hugging Face Hub"),
+    "demo": ("demo", "serve the web demo of a model (needs tamer-hf[demo]) or write it as a Hub Space folder"),
 }
 
 

@@ -141,6 +141,19 @@ def plot_ecg_with_scores(ecg, scores: list[dict], spectrogram=None, sampling_rat
     return _finish(figure, path)
 
 
+def plot_spectrograms(spectrogram, lead_names=CANONICAL_LEADS, title: str | None = None, path: str | None = None,
+                      dpi: int = 100):
+    """The spectrogram of each lead (12, F, M) in the sheet's 3 x 4 lead arrangement (dB, display only), as
+    `plot_ecg_with_scores` draws it below the ECG."""
+    sheet_width, height = _sheet_size_mm()[0], 90.0
+    figure = plt.figure(figsize=((sheet_width + 2 * MARGIN_MM) / MM_PER_INCH,
+                                 (height + 2 * MARGIN_MM + (8 if title else 0)) / MM_PER_INCH), dpi=dpi)
+    _draw_spectrograms(figure, np.asarray(spectrogram), lead_names, sheet_width, height)
+    if title:
+        figure.suptitle(title, x=MARGIN_MM / (sheet_width + 2 * MARGIN_MM), ha="left", fontsize="medium")
+    return _finish(figure, path)
+
+
 def distinct_colours(count: int) -> list:
     """`count` colours that differ from each other: tab10 up to 10, tab20 up to 20, evenly spaced hues beyond."""
     if count <= 10:

@@ -12,6 +12,7 @@
 | `eval` | `zero_shot_eval` | zero-shot / domain-shift / linear-probe evaluation (docs/zero_shot.md) |
 | `prepare` | `prepare` | `datasets_scripts.<source>`: raw PhysioNet download -> DatasetDict (docs/datasets.md) |
 | `push` | `push` | upload a saved folder and its model card to the Hub |
+| `demo` | `demo` | the web demo (`tamer-hf[demo]`): serve it, or write it as a Hub Space folder |
 
 `examples/*.py` are thin wrappers around these modules.
 """

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--commit_message", default="Upload ECG model")
     parser.add_argument("--revision")
     parser.add_argument("--license", help="the card's licence (Hub licence id); default: apache-2.0, the code's")
+    parser.add_argument("--space_dir", metavar="DIR", help="also write a Gradio Space serving --repo_id into DIR "
+                        "(app.py, requirements.txt, README.md; tamer_hf.demo.write_space); upload it with "
+                        "`hf upload ORG/NAME DIR --repo-type space`")
     return parser
 
 
@@ -34,6 +37,11 @@ def main(argv=None):
     files = push_folder_to_hub(args.model, args.repo_id, private=args.private or None, token=args.token,
                                commit_message=args.commit_message, revision=args.revision, license=args.license)
     print(f"Uploaded {len(files)} files to https://huggingface.co/{args.repo_id}: {', '.join(files)}")
+    if args.space_dir:
+        from ..demo import write_space
+
+        written = write_space(args.space_dir, args.repo_id)
+        print(f"Wrote the demo Space for {args.repo_id}: {', '.join(str(path) for path in written)}")
     return files
 
 
