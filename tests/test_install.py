@@ -81,10 +81,11 @@ def test_console_script_and_module_entry_points_work_after_pip_install(tmp_path)
     assert listing.returncode == 0 and all(name in listing.stdout for name in ("pretrain", "finetune", "eval",
                                                                                "prepare", "push"))
     for name, option in [("pretrain", "--model_type"), ("finetune", "--freeze_encoder"), ("eval", "--domain_shift"),
-                         ("push", "--repo_id"), ("prepare", "synthetic")]:
+                         ("push", "--space_dir"), ("prepare", "synthetic"), ("demo", "--write_space")]:
         helped = run(tamer, name, "--help")
         assert helped.returncode == 0 and f"usage: tamer {name}" in helped.stdout and option in helped.stdout, name
     assert "usage: tamer pretrain" in run(python, "-m", "tamer_hf", "pretrain", "--help").stdout
+    assert "--write_space" in run(tmp_path / "env" / "bin" / "tamer-demo", "--help").stdout
     assert "--model_type" in run(python, "-m", "tamer_hf.commands.pretrain", "--help").stdout
 
     bad = run(tamer, "pretrain", "--max_steps", "-1")
