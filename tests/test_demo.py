@@ -223,6 +223,24 @@ def test_csv_npy_and_cpsc_mat_uploads_score_as_the_same_array_given_to_the_pipel
         assert scores(result) == pytest.approx({e["label"]: round(e["score"], 4) for e in expected}, abs=1e-4), upload
 
 
+def test_a_cinc_record_hea_and_mat_scores_as_the_pipeline_reads_it(saved_model, classifier, wfdb_files, tmp_path):
+    from wfdb.io.convert.matlab import wfdb_to_mat
+
+    shutil.copy(wfdb_files[0], tmp_path)
+    shutil.copy(wfdb_files[1], tmp_path)
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # wfdb_to_mat writes <record>m.hea / <record>m.mat into the working directory
+    try:
+        wfdb_to_mat("rec")
+    finally:
+        os.chdir(cwd)
+    upload = [tmp_path / "recm.hea", tmp_path / "recm.mat"]
+    result = demo.analyse(upload, None, None, str(saved_model), demo.FREE_LABELS, FREE_LABELS, False,
+                          output_dir=tmp_path / "out")
+    expected = classifier(str(upload[0]), candidate_labels=[label.strip() for label in FREE_LABELS.split(",")])
+    assert scores(result) == pytest.approx({e["label"]: round(e["score"], 4) for e in expected}, abs=1e-4)
+
+
 @pytest.mark.parametrize("files, message", [
     ({"A0001.mat": "cinc"}, "A0001.mat is a PhysioNet/CinC .mat in digital units: upload A0001.hea"),
     ({"rec.dat": b"\x00" * 48}, "rec.dat is WFDB signal data without its header: upload rec.hea together with it."),
@@ -299,6 +317,15 @@ def test_the_core_package_never_imports_gradio_and_the_command_names_the_extra_w
     assert run.returncode == 2
     assert run.stderr.strip().splitlines()[-1] == ('tamer demo: error: The web demo needs gradio, which is not '
                                                    'installed: pip install "tamer-hf[demo]"')
+
+
+def test_tamer_demo_with_a_folder_that_is_no_model_ends_with_one_error_line(tmp_path, capsys):
+    from tamer_hf.cli import main
+
+    assert main(["demo", "--model", str(tmp_path / "missing"), "--port", str(free_port())]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"tamer demo: error: Could not load the model '{tmp_path / 'missing'}'")
+    assert len(error.splitlines()) == 1
 
 
 def test_tamer_push_writes_a_space_that_runs_with_python_app_py_from_a_clean_directory(saved_model, tmp_path):
