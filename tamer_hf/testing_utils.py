@@ -305,3 +305,30 @@ def physionet_samples_dir() -> Path:
     beside the repository."""
     default = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet-samples"
     return Path(os.environ.get("TAMER_PHYSIONET_SAMPLES", default))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Pre-training runs in a child process (kill-and-resume tests: SIGKILL ends the child)
+
+
+def pretrain_subprocess(argv: list, cwd: str, expect_kill: bool = False, timeout: int = 600):
+    """`python examples/pretrain.py argv` under `cwd` (the repository) on one thread; asserts that it ended normally
+    (or by SIGKILL with `expect_kill`, the `--simulate_kill_*` options). Returns the CompletedProcess."""
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": cwd}
+    done = subprocess.run([sys.executable, os.path.join(cwd, "examples", "pretrain.py"), *map(str, argv)], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    expected = -signal.SIGKILL if expect_kill else 0
+    assert done.returncode == expected, (done.returncode, done.stderr[-3000:])
+    return done
+
+
+def step_losses(path) -> dict[int, float]:
+    """step -> global loss from a `--save_every_loss` file (a step run again after a resume overwrites)."""
+    import json
+
+    with open(path, encoding="utf-8") as handle:
+        return {row["step"]: row["loss"] for row in map(json.loads, handle)}

@@ -1,29 +1,22 @@
-"""CG-DMER through `examples/pretrain.py`: a short quick-size run learns zero-shot diagnosis, the paper's four Table 3
-variants each train and reload, custom Parquet data trains and bad options are named. Kill-and-resume:
-tests/test_resume_families.py."""
-
-import importlib.util
-import os
+"""CG-DMER through `tamer pretrain` (`examples/pretrain.py`): a short quick-size run learns zero-shot diagnosis, the
+paper's four Table 3 variants each train and reload, custom Parquet data trains and bad options are named.
+Kill-and-resume: tests/test_resume_families.py."""
 
 import pytest
 from safetensors.torch import load_file
 from transformers import AutoModel
 
 import tamer_hf  # noqa: F401 (registers the families with the Auto classes)
+from tamer_hf.commands.pretrain import main as pretrain_command
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "examples", "pretrain.py")
 TINY_RUN = ["--model_type", "cgdmer", "--model_size", "tiny", "--synthetic_records", "120", "--batch_size", "8",
             "--max_steps", "2", "--eval_steps", "0", "--checkpointing_steps", "0", "--report_to", "none",
             "--cgdmer_local_vocab_size", "300"]
 
 
 def pretrain_in_process(*argv):
-    """`examples/pretrain.py`'s main() with these arguments, in this process (no interpreter start-up per run)."""
-    spec = importlib.util.spec_from_file_location("pretrain_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.main(list(argv))
+    """`tamer pretrain` (what `examples/pretrain.py` runs) with these arguments, in this process."""
+    return pretrain_command(list(argv))
 
 
 # A short run of the quick start (150 of its 800 steps, 1500 of its 4000 records) with a fixed word-level vocabulary.

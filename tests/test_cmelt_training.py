@@ -1,25 +1,17 @@
-"""C-MELT through `examples/pretrain.py`: a short quick-size run learns zero-shot diagnosis, custom Parquet data
-trains with a local T5 encoder, the quick-start and paper defaults are C-MELT's, and bad options are named.
-Kill-and-resume: tests/test_resume_families.py; the fine-tuning head: tests/test_family_heads.py."""
-
-import importlib.util
-import os
+"""C-MELT through `tamer pretrain` (`examples/pretrain.py`): a short quick-size run learns zero-shot diagnosis,
+custom Parquet data trains with a local T5 encoder, the quick-start and paper defaults are C-MELT's, and bad options
+are named. Kill-and-resume: tests/test_resume_families.py; the fine-tuning head: tests/test_family_heads.py."""
 
 import pytest
 from transformers import AutoModel, AutoProcessor
 
 import tamer_hf  # noqa: F401 (registers the families with the Auto classes)
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "examples", "pretrain.py")
+from tamer_hf.commands.pretrain import main as pretrain_command
 
 
 def pretrain_in_process(*argv):
-    """`examples/pretrain.py`'s main() with these arguments, in this process (no interpreter start-up per run)."""
-    spec = importlib.util.spec_from_file_location("pretrain_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script.main(list(argv))
+    """`tamer pretrain` (what `examples/pretrain.py` runs) with these arguments, in this process."""
+    return pretrain_command(list(argv))
 
 
 # A short run of the quick start (400 of its 800 steps) with a fixed word-level vocabulary: a trained Unigram

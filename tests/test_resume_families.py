@@ -7,17 +7,15 @@ fetches the next batch before a step ends, so the collator's draws for step k+1 
 k: the loop seeds each batch's draws from the batch itself (`training.BatchSeededCollator`), which this test needs.
 """
 
-import json
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import load_file
 
+from tamer_hf.testing_utils import pretrain_subprocess as run_pretrain
+from tamer_hf.testing_utils import step_losses
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCRIPT = os.path.join(REPO, "examples", "pretrain.py")
 
 # 48 training records / (8 x 2) -> 3 optimizer steps per epoch; a checkpoint at 2; killed after step 3
 COMMON = ["--synthetic_records", "60", "--batch_size", "8", "--gradient_accumulation_steps", "2", "--max_steps", "5",
@@ -44,19 +42,7 @@ def fixed_tokenizer(model_type: str, folder) -> list[str]:
 
 
 def pretrain_subprocess(argv, expect_kill=False):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    done = subprocess.run([sys.executable, SCRIPT, *COMMON, *argv], env=env, capture_output=True, text=True,
-                          timeout=600)
-    if expect_kill:
-        assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-3000:])
-    else:
-        assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-def losses(path) -> dict[int, float]:
-    with open(path) as handle:
-        return {row["step"]: row["loss"] for row in map(json.loads, handle)}  # a re-run step overwrites
+    return run_pretrain(COMMON + argv, cwd=REPO, expect_kill=expect_kill)
 
 
 @pytest.mark.parametrize("model_type", sorted(FAMILIES))
@@ -66,12 +52,12 @@ def test_a_killed_run_resumes_exactly(model_type, tmp_path):
     pretrain_subprocess(argv + ["--output_dir", str(straight), "--save_every_loss", str(tmp_path / "straight.jsonl")])
     pretrain_subprocess(argv + ["--output_dir", str(killed), "--save_every_loss", str(tmp_path / "killed.jsonl"),
                                 "--simulate_kill_at_step", "3"], expect_kill=True)
-    assert sorted(losses(tmp_path / "killed.jsonl")) == [1, 2, 3]
+    assert sorted(step_losses(tmp_path / "killed.jsonl")) == [1, 2, 3]
     assert sorted(os.listdir(killed / "checkpoints")) == ["step_2"] and not (killed / "model.safetensors").exists()
     resumed = pretrain_subprocess(argv + ["--output_dir", str(killed), "--save_every_loss",
                                           str(tmp_path / "resumed.jsonl"), "--resume_from_checkpoint", "latest"])
     assert "Resumed from" in resumed.stdout + resumed.stderr
-    before, after = losses(tmp_path / "straight.jsonl"), losses(tmp_path / "resumed.jsonl")
+    before, after = step_losses(tmp_path / "straight.jsonl"), step_losses(tmp_path / "resumed.jsonl")
     assert sorted(after) == [3, 4, 5]  # continues at step 3, across the epoch boundary after step 3
     for step in after:
         assert abs(after[step] - before[step]) <= 1e-6, (step, after[step], before[step])
@@ -94,7 +80,7 @@ def test_a_run_killed_while_writing_a_checkpoint_resumes_from_the_last_complete_
     log = resumed.stdout + resumed.stderr
     assert "skipping" in log and "step_4.incomplete" in log and "did not finish" in log
     assert "Resumed from" in log and "step_2" in log
-    before, after = losses(tmp_path / "straight.jsonl"), losses(tmp_path / "resumed.jsonl")
+    before, after = step_losses(tmp_path / "straight.jsonl"), step_losses(tmp_path / "resumed.jsonl")
     assert sorted(after) == [3, 4, 5]
     for step in after:
         assert abs(after[step] - before[step]) <= 1e-6, (step, after[step], before[step])

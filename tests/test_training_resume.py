@@ -3,14 +3,12 @@ the losses of the following steps equal those of an uninterrupted run (model, op
 position restored), across an epoch boundary, with gradient accumulation, dropout (UECR) and BatchNorm in train mode.
 """
 
-import json
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 from safetensors.torch import load_file
+
+from tamer_hf.testing_utils import pretrain_subprocess, step_losses
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ~160 training records / (16 x 2) -> 5 optimizer steps per epoch; checkpoints at 3 and 6; killed after step 4
@@ -20,19 +18,7 @@ RUN = ["--synthetic_records", "200", "--batch_size", "16", "--gradient_accumulat
 
 
 def pretrain(*extra, expect_kill=False):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO}
-    done = subprocess.run([sys.executable, os.path.join(REPO, "examples", "pretrain.py"), *RUN, *extra], env=env,
-                          capture_output=True, text=True, timeout=300)
-    if expect_kill:
-        assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-3000:])
-    else:
-        assert done.returncode == 0, done.stderr[-3000:]
-    return done
-
-
-def losses(path) -> dict[int, float]:
-    with open(path) as handle:
-        return {row["step"]: row["loss"] for row in map(json.loads, handle)}  # a re-run step overwrites
+    return pretrain_subprocess([*RUN, *extra], cwd=REPO, expect_kill=expect_kill, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +34,7 @@ def runs(tmp_path_factory):
     pretrain("--output_dir", str(straight), "--save_every_loss", str(root / "straight.jsonl"))
     pretrain("--output_dir", str(killed), "--save_every_loss", str(root / "killed.jsonl"),
              "--simulate_kill_at_step", "4", expect_kill=True)
-    killed_steps = sorted(losses(root / "killed.jsonl"))
+    killed_steps = sorted(step_losses(root / "killed.jsonl"))
     checkpoints = sorted(os.listdir(killed / "checkpoints"))
     saved_before_resume = (killed / "model.safetensors").exists()
     resumed = pretrain("--output_dir", str(killed), "--save_every_loss", str(root / "resumed.jsonl"),
@@ -66,7 +52,7 @@ def test_the_killed_run_stopped_after_its_checkpoint(runs):
 
 
 def test_resumed_run_repeats_the_losses_of_the_uninterrupted_run(runs):
-    straight, resumed = losses(runs["root"] / "straight.jsonl"), losses(runs["root"] / "resumed.jsonl")
+    straight, resumed = step_losses(runs["root"] / "straight.jsonl"), step_losses(runs["root"] / "resumed.jsonl")
     assert sorted(resumed) == [4, 5, 6, 7, 8]  # continues at step 4, crosses the epoch boundary after step 5
     for step in resumed:
         assert abs(resumed[step] - straight[step]) <= 1e-6, (step, resumed[step], straight[step])
