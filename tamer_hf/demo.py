@@ -22,6 +22,7 @@ import logging
 import os
 import shutil
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,7 @@ DEFAULT_FREE_LABELS = "atrial fibrillation, sinus rhythm, left bundle branch blo
 DEFAULT_SAMPLING_RATE = 500  # Hz of an uploaded array; CPSC 2018 .mat files are all 500 Hz
 MAX_UPLOAD_SIZE = "50mb"  # a 10 s 12-lead record is ~120 kB; a day-long Holter export is not what the page is for
 RESULT_FILE = "tamer-zero-shot-result.json"
+RESULTS_KEPT_S = 3600  # a request's PNG and JSON files are deleted after an hour
 TABLE_HEADERS = ["rank", "label", "score", "description"]
 
 # name shown in the page -> (label codes of datasets_scripts.synthetic, seed): generated on demand, never shipped
@@ -100,15 +102,16 @@ def example_record(name: str) -> dict:
     return {"signal": signal, "sampling_rate": TARGET_FS, "lead_names": list(LEADS)}
 
 
-def read_upload(paths, sampling_rate) -> str | dict:
-    """Uploaded files -> the pipeline's input: the `.hea` path of a WFDB record (its rate comes from the header), or a
-    dict with `signal` and `sampling_rate` (the typed rate) for a CSV, `.npy` or CPSC `.mat` file."""
+def read_upload(paths, sampling_rate, workdir) -> str | dict:
+    """Uploaded files -> the pipeline's input: the `.hea` path of a WFDB record copied into `workdir` (its rate comes
+    from the header), or a dict with `signal` and `sampling_rate` (the typed rate) for a CSV, `.npy` or CPSC `.mat`
+    file."""
     files = {Path(path).name: Path(path) for path in paths}
     headers = sorted(name for name in files if name.lower().endswith(".hea"))
     if len(headers) > 1:
         raise DemoInputError(f"Upload one record at a time; got the headers {headers}.")
     if headers:
-        return wfdb_upload(files, headers[0])
+        return wfdb_upload(files, headers[0], workdir)
     if len(files) != 1:
         raise DemoInputError(f"Upload one ECG file (CSV, .npy, CPSC .mat) or one WFDB record (.hea with its .dat or "
                              f".mat); got {sorted(files)}.")
@@ -129,12 +132,12 @@ def typed_rate(sampling_rate) -> float:
     return float(sampling_rate)  # its range is checked by the feature extractor, with the pipeline's message
 
 
-def wfdb_upload(files: dict[str, Path], header: str) -> str:
+def wfdb_upload(files: dict[str, Path], header: str, workdir) -> str:
     """Put the record's files side by side (each upload arrives in its own folder) and check that every signal file
     the header names was uploaded: wfdb's own error for a missing one is a bare errno."""
     import wfdb
 
-    folder = Path(tempfile.mkdtemp(prefix="tamer-demo-"))
+    folder = Path(workdir)
     for name, path in files.items():
         shutil.copyfile(path, folder / name)
     record = folder / header[: -len(".hea")]
@@ -277,15 +280,17 @@ def analyse(files, example, sampling_rate, model, label_set, free_labels, multi_
     """The page's one action: inputs of the form -> (ECG sheet PNG, spectrogram PNG, score rows, quality markdown,
     result JSON path, spectrogram note). Raises `DemoInputError` (and the pipeline's ValueError) for bad input."""
     paths = [os.fspath(file) if isinstance(file, (str, os.PathLike)) else file.name for file in (files or [])]
-    if paths:
-        record, record_name = read_upload(paths, sampling_rate), ", ".join(sorted(Path(p).name for p in paths))
-    elif example:
-        record, record_name = example_record(example), example
-    else:
-        raise DemoInputError("Upload an ECG file or choose an example record.")
     labels, descriptions = candidate_labels(label_set, free_labels)
-    result = diagnose(load_classifier(model), record, labels, descriptions, bool(multi_label))
-    output_dir = Path(output_dir or tempfile.mkdtemp(prefix="tamer-demo-result-"))
+    with tempfile.TemporaryDirectory(prefix="tamer-demo-upload-") as workdir:
+        if paths:
+            record = read_upload(paths, sampling_rate, workdir)
+            record_name = ", ".join(sorted(Path(path).name for path in paths))
+        elif example:
+            record, record_name = example_record(example), example
+        else:
+            raise DemoInputError("Upload an ECG file or choose an example record.")
+        result = diagnose(load_classifier(model), record, labels, descriptions, bool(multi_label))
+    output_dir = Path(output_dir) if output_dir else new_results_dir()
     output_dir.mkdir(parents=True, exist_ok=True)
     ecg_png, spectrogram_png, json_path = (output_dir / "ecg.png", output_dir / "spectrogram.png",
                                            output_dir / RESULT_FILE)
@@ -296,6 +301,17 @@ def analyse(files, example, sampling_rate, model, label_set, free_labels, multi_
     _close_figures()
     return (str(ecg_png), str(spectrogram_png), score_rows(result["scores"], descriptions),
             quality_markdown(result["quality"]), str(json_path), result["spectrogram_source"])
+
+
+def new_results_dir() -> Path:
+    """A fresh folder for one request's files under the system's temporary folder; those of requests older than
+    `RESULTS_KEPT_S` are removed (the page has long shown them, and gradio serves its own copies)."""
+    root = Path(tempfile.gettempdir()) / "tamer-demo-results"
+    root.mkdir(exist_ok=True)
+    for old in root.iterdir():
+        if time.time() - old.stat().st_mtime > RESULTS_KEPT_S:
+            shutil.rmtree(old, ignore_errors=True)
+    return Path(tempfile.mkdtemp(dir=root))
 
 
 def _close_figures():
@@ -321,7 +337,9 @@ def build_demo(model: str):
             logger.exception("demo request failed")
             raise gr.Error(f"Unexpected error ({type(error).__name__}): {error}", print_exception=False) from None
 
-    with gr.Blocks(title="TAMER zero-shot ECG diagnosis", analytics_enabled=False) as demo:
+    # delete_cache: gradio's copies of uploads and results, every hour those older than an hour
+    with gr.Blocks(title="TAMER zero-shot ECG diagnosis", analytics_enabled=False,
+                   delete_cache=(RESULTS_KEPT_S, RESULTS_KEPT_S)) as demo:
         gr.Markdown("# Zero-shot 12-lead ECG diagnosis\nUpload a record (WFDB `.hea` + `.dat`/`.mat`, CPSC `.mat`, "
                     "CSV or `.npy`) or pick a synthetic example, choose the candidate labels and press **Diagnose**. "
                     "Research software: not for clinical decisions.")

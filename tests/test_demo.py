@@ -372,6 +372,15 @@ def chromium_executable() -> str | None:
     return next((path for path in candidates if path and os.path.isfile(path)), None)
 
 
+def upload_and_diagnose(playwright, page, url, files):
+    """Open the page, choose `files` in the upload box, wait until they are listed (uploaded), press Diagnose."""
+    page.goto(url)  # the upload box appears when the app has loaded; set_input_files waits for it
+    page.locator("#ecg-files input[type=file]").set_input_files([str(path) for path in files])
+    for path in files:  # the list shows name and suffix in separate elements
+        playwright.expect(page.locator("#ecg-files")).to_contain_text(Path(path).suffix, timeout=60_000)
+    page.locator("#diagnose").click()
+
+
 def test_a_clinician_uploads_a_wfdb_record_in_headless_chromium_and_sees_plot_scores_and_errors(server, wfdb_files,
                                                                                               classifier):
     executable = chromium_executable()
@@ -388,25 +397,25 @@ def test_a_clinician_uploads_a_wfdb_record_in_headless_chromium_and_sees_plot_sc
     with playwright.sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(server)
-        page.locator("#ecg-files input[type=file]").set_input_files([str(path) for path in wfdb_files])
-        playwright.expect(page.locator("#ecg-files")).to_contain_text(".dat", timeout=60_000)  # name and suffix
-        page.locator("#diagnose").click()
-        page.locator("#ecg-plot img").wait_for(state="visible", timeout=120_000)
-        page.locator("#spectrogram-plot img").wait_for(state="visible", timeout=120_000)
-        scores = page.locator("#scores")
-        scores.get_by_text(descriptions[best["label"]]).first.wait_for(timeout=60_000)
-        assert page.locator("#quality").inner_text().strip() == "Input quality: no issue found."
-        page.screenshot(path=str(ARTIFACTS / "demo_wfdb_record.png"), full_page=True)
+        page.set_default_timeout(120_000)  # two shared cores under load: navigation alone can exceed the 30 s default
+        try:
+            upload_and_diagnose(playwright, page, server, wfdb_files)
+            page.locator("#ecg-plot img").wait_for(state="visible", timeout=120_000)
+            page.locator("#spectrogram-plot img").wait_for(state="visible", timeout=120_000)
+            page.locator("#scores").get_by_text(descriptions[best["label"]]).first.wait_for(timeout=60_000)
+            playwright.expect(page.locator("#quality")).to_have_text("Input quality: no issue found.",
+                                                                     timeout=60_000)
+            page.screenshot(path=str(ARTIFACTS / "demo_wfdb_record.png"), full_page=True)
 
-        page.reload()
-        page.locator("#ecg-files input[type=file]").set_input_files([str(wfdb_files[0])])
-        playwright.expect(page.locator("#ecg-files")).to_contain_text(".hea", timeout=60_000)
-        page.locator("#diagnose").click()
-        message = page.get_by_text("which were not uploaded: select the .hea and its signal file together")
-        message.first.wait_for(timeout=60_000)
-        assert "Traceback" not in page.content()
-        page.wait_for_timeout(1_000)  # the error toast fades in: let the screenshot show it
-        page.screenshot(path=str(ARTIFACTS / "demo_missing_dat.png"), full_page=True)
-        browser.close()
+            upload_and_diagnose(playwright, page, server, wfdb_files[:1])
+            message = page.get_by_text("which were not uploaded: select the .hea and its signal file together")
+            message.first.wait_for(timeout=60_000)
+            assert "Traceback" not in page.content()
+            page.wait_for_timeout(1_000)  # the error toast fades in: let the screenshot show it
+            page.screenshot(path=str(ARTIFACTS / "demo_missing_dat.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "demo_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()
     print(f"screenshots: {ARTIFACTS}")
