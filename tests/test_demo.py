@@ -65,14 +65,12 @@ def wfdb_files(sinus_record, tmp_path_factory):
     return [folder / "rec.hea", folder / "rec.dat"]
 
 
-def start_server(command, cwd, env_extra, log_path):
-    """Start a demo server process; returns (process, url) once the page answers."""
-    port = free_port()
+def start_server(command, port, cwd, env_extra, log_path):
+    """Start a demo server process that listens on `port`; returns (process, url) once the page answers."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-           "GRADIO_SERVER_PORT": str(port), "GRADIO_TEMP_DIR": str(Path(log_path).parent / "gradio"), **env_extra}
+           "GRADIO_TEMP_DIR": str(Path(log_path).parent / "gradio"), **env_extra}
     log = open(log_path, "w")
-    process = subprocess.Popen([*command, *([] if "app.py" in command else ["--port", str(port)])], cwd=cwd, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + SERVER_START_S
     while time.monotonic() < deadline:
@@ -108,8 +106,9 @@ def console_command() -> list[str]:
 def server(saved_model, tmp_path_factory):
     """`tamer demo --model FOLDER --port N` serving the page on localhost."""
     logs = tmp_path_factory.mktemp("server")
-    process, url = start_server([*console_command(), "demo", "--model", str(saved_model)], cwd=logs, env_extra={},
-                                log_path=logs / "server.log")
+    port = free_port()
+    process, url = start_server([*console_command(), "demo", "--model", str(saved_model), "--port", str(port)], port,
+                                cwd=logs, env_extra={}, log_path=logs / "server.log")
     yield url
     stop(process)
 
@@ -341,8 +340,9 @@ def test_tamer_push_writes_a_space_that_runs_with_python_app_py_from_a_clean_dir
     assert 'models: ["org/tamer-ecg"]' in readme
     assert (space / "requirements.txt").read_text().startswith("tamer-hf[demo]")
 
-    process, url = start_server([sys.executable, "app.py"], cwd=space, log_path=tmp_path / "space.log",
-                                env_extra={"HF_HOME": str(hub.hf_home)})
+    port = free_port()  # a Space's app.py takes its port from the environment, as on the Hub
+    process, url = start_server([sys.executable, "app.py"], port, cwd=space, log_path=tmp_path / "space.log",
+                                env_extra={"HF_HOME": str(hub.hf_home), "GRADIO_SERVER_PORT": str(port)})
     try:
         *_, table, quality, json_path, _ = Client(url, verbose=False).predict(
             [], "synthetic: atrial fibrillation", 500, "org/tamer-ecg", LABEL_SET, "", False, api_name="/analyse")
