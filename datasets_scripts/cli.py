@@ -8,6 +8,7 @@ from . import log
 from .common import parse_split_files_argument
 
 logger = log.get_logger(__name__)
+USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError)  # bad input: exit status 2
 
 
 def base_parser(description: str, raw_dir_required: bool = True) -> argparse.ArgumentParser:
@@ -46,10 +47,11 @@ def split_files_from(args) -> dict | None:
 
 
 def run(main_function, argv=None):
-    """Run a CLI body; user errors (missing files, bad columns, bad options) end with one clear line, exit code 2."""
-    try:
-        main_function(argv)
-    except (FileNotFoundError, FileExistsError, ValueError, KeyError) as error:
-        message = error.args[0] if error.args else str(error)
-        logger.error(f"error: {message}")
-        raise SystemExit(2) from None
+    """Run a builder's command line through `tamer_hf.commands.run`: bad input (missing files, bad columns, bad
+    options) ends with one line `error: ...` and exit status 2, any other error with a short message and status 1
+    (`--debug` or TAMER_DEBUG=1: the traceback)."""
+    from tamer_hf.commands import run as run_program
+
+    status = run_program(main_function, argv, program="", user_errors=USER_ERRORS)
+    if status:
+        raise SystemExit(status)

@@ -31,6 +31,20 @@ def _card(origin: str) -> SourceCard:
                                  "about 80 / 10 / 10 %, every record of a patient in one split.")
 
 
+def _without_progress_bars(load, *args, **kwargs):
+    """Call a `datasets` loader without its "Generating train split" bars: reading the raw table is quick, and its
+    bars would precede a one-line error about the table's columns."""
+    from datasets.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        return load(*args, **kwargs)
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+
+
 def _local_stamp(source: str):
     """(path, size, mtime) of the local file(s) behind `source`, None for a Hub id: a cache key that changes when
     the table is rewritten, so a long-lived process never builds from a stale copy of an edited file."""
@@ -61,11 +75,11 @@ def _open_table(source: str, stamp):
         return datasets.Dataset.from_file(str(path))
     if path.suffix == ".parquet" or (path.is_dir() and any(path.glob("*.parquet"))):
         files = [str(path)] if path.is_file() else sorted(str(p) for p in path.glob("*.parquet"))
-        return datasets.load_dataset("parquet", data_files=files, split="train")
+        return _without_progress_bars(datasets.load_dataset, "parquet", data_files=files, split="train")
     if path.exists():
         raise ValueError(f"cannot read {source}: expected a .parquet/.arrow file, a Parquet folder or a "
                          "save_to_disk folder")
-    loaded = datasets.load_dataset(source)  # a Hub id
+    loaded = _without_progress_bars(datasets.load_dataset, source)  # a Hub id
     return datasets.concatenate_datasets(list(loaded.values()))
 
 

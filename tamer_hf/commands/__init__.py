@@ -24,16 +24,47 @@ import sys
 PROGRAM = "tamer"  # the console script's name (setup.cfg entry_points); the distribution's, not a model family's
 
 
+DEBUG_FLAG = "--debug"  # any command: show the traceback of an error (also TAMER_DEBUG=1)
+USAGE_ERROR, RUNTIME_ERROR, INTERRUPTED = 2, 1, 130  # exit statuses
+
+
 def run(main, argv=None, program: str | None = None, user_errors: tuple = ()) -> int:
-    """Call `main(argv)`; an exception of `user_errors` (bad input) ends as one line `PROGRAM: error: MESSAGE` on
-    stderr and exit status 2 instead of a traceback. Returns the exit status."""
+    """Call `main(argv)` and turn what it raises into an exit status with a short message on stderr, never a
+    traceback unless asked (`--debug` anywhere in argv, or TAMER_DEBUG=1):
+
+    - bad input (an exception of `user_errors`): one line `PROGRAM: error: MESSAGE`, status 2;
+    - any other error (a crash, a diverging run, a full disk): `PROGRAM: error: Type: MESSAGE` and a line saying how
+      to see the traceback, status 1;
+    - Ctrl-C: `PROGRAM: interrupted`, status 130.
+    Returns the exit status."""
+    import os
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = DEBUG_FLAG in argv or os.environ.get("TAMER_DEBUG", "") not in ("", "0")
+    argv = [arg for arg in argv if arg != DEBUG_FLAG]
+    prefix = f"{PROGRAM if program is None else program}: " if program != "" else ""  # "": no program name
     try:
         main(argv)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prefix}interrupted", file=sys.stderr)
+        return INTERRUPTED
     except user_errors as error:
+        if debug:
+            raise
         message = error.args[0] if error.args else str(error)
-        print(f"{program or PROGRAM}: error: {message}", file=sys.stderr)
-        return 2
+        print(f"{prefix}error: {message}", file=sys.stderr)
+        return USAGE_ERROR
+    except Exception as error:  # noqa: BLE001 - the program's last word: a short message, the traceback on request
+        if debug:
+            raise
+        lines = str(error).strip().splitlines() or [""]
+        message = lines[0] + (" ..." if len(lines) > 1 else "")
+        print(f"{prefix}error: {type(error).__name__}: {message}\n"
+              f"{prefix}(run again with {DEBUG_FLAG}, or TAMER_DEBUG=1, for the traceback)", file=sys.stderr)
+        return RUNTIME_ERROR
     return 0
 
 
-__all__ = ["PROGRAM", "run"]
+__all__ = ["DEBUG_FLAG", "PROGRAM", "run"]

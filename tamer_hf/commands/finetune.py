@@ -13,7 +13,7 @@ from ..finetuning import finetune, parse_args
 from ..training import InputError
 from . import run
 
-USER_ERRORS = (InputError, FileNotFoundError, FloatingPointError)
+USER_ERRORS = (InputError, FileNotFoundError)  # a diverging run (FloatingPointError) is a runtime error
 
 
 def main(argv=None):

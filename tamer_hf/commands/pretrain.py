@@ -15,7 +15,7 @@ import sys
 from ..training import InputError, parse_args, pretrain
 from . import run
 
-USER_ERRORS = (InputError, FileNotFoundError, FloatingPointError)
+USER_ERRORS = (InputError, FileNotFoundError)  # a diverging run (FloatingPointError) is a runtime error
 
 
 def main(argv=None):
