@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_cgdmer import CgdmerConfig
 from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
@@ -385,6 +385,7 @@ class CgdmerModel(CgdmerPreTrainedModel):
         return F.normalize(self.encode_text(input_ids, attention_mask).shared, dim=-1)
 
     # ------------------------------------------------------------------ forward
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
@@ -397,7 +398,6 @@ class CgdmerModel(CgdmerPreTrainedModel):
         report_ids: torch.Tensor | None = None,
         return_loss: bool | None = None,
         gather: GatherFn | None = None,
-        **kwargs,
     ) -> CgdmerOutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(B, num_leads, num_samples)`): ECGs from the feature extractor.

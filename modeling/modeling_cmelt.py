@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 from transformers import PreTrainedModel, T5EncoderModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_cmelt import CmeltConfig
 from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
@@ -418,6 +418,7 @@ class CmeltModel(CmeltPreTrainedModel):
         return self.ecg_pooler(ecg_tokens[:, 1:] if self.config.unimodal_pooling == "mean" else ecg_tokens)
 
     # ------------------------------------------------------------------ forward
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
@@ -431,7 +432,6 @@ class CmeltModel(CmeltPreTrainedModel):
         mem_noise: torch.Tensor | None = None,
         return_loss: bool | None = None,
         gather: GatherFn | None = None,
-        **kwargs,
     ) -> CmeltOutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(B, num_leads, num_samples)`): ECGs (lead-masked in training).

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BertModel, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput, can_return_tuple, logging
 
 from .configuration_tamer import TamerConfig
 from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
@@ -285,6 +285,7 @@ class TamerModel(TamerPreTrainedModel):
         return F.normalize(self.text_projection(encoding.pooled), dim=-1)
 
     # ------------------------------------------------------------------ forward
+    @can_return_tuple
     def forward(
         self,
         input_values: torch.Tensor,
@@ -294,7 +295,6 @@ class TamerModel(TamerPreTrainedModel):
         return_loss: bool | None = None,
         gather: GatherFn | None = None,
         report_ids: torch.LongTensor | None = None,
-        **kwargs,
     ) -> TamerOutput:
         r"""
         input_values (`torch.FloatTensor` of shape `(B, num_leads, num_samples)`): normalised ECGs.

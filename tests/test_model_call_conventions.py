@@ -1,0 +1,45 @@
+"""Every family's model follows the transformers call conventions: a misspelt keyword is a TypeError naming it (no
+`**kwargs` swallowing it), and `return_dict=False` (or `config.return_dict = False`) returns the output's tuple."""
+
+import pytest
+import torch
+
+from tamer_hf.testing_utils import (tiny_cgdmer_model_and_processor, tiny_cmelt_model_and_processor,
+                                    tiny_model_and_processor)
+
+BUILDERS = {"tamer": tiny_model_and_processor, "cmelt": tiny_cmelt_model_and_processor,
+            "cgdmer": tiny_cgdmer_model_and_processor}
+REPORTS = ["sinus rhythm. normal ecg.", "atrial fibrillation with rapid ventricular response."]
+
+
+def inputs(model_type):
+    model, processor = BUILDERS[model_type](seed=0, texts=REPORTS)
+    torch.manual_seed(0)
+    ecg = torch.randn(2, model.config.num_leads, model.config.num_samples).numpy() * 0.3
+    batch = dict(processor(ecg=ecg, text=REPORTS, sampling_rate=model.config.sampling_rate))
+    return model.eval(), batch
+
+
+@pytest.mark.parametrize("model_type", sorted(BUILDERS))
+def test_a_misspelt_keyword_is_named(model_type):
+    model, batch = inputs(model_type)
+    batch["atention_mask"] = batch.pop("attention_mask")
+    with pytest.raises(TypeError, match="atention_mask"):
+        model(**batch)
+
+
+@pytest.mark.parametrize("model_type", sorted(BUILDERS))
+def test_return_dict_false_gives_the_output_tuple(model_type):
+    model, batch = inputs(model_type)
+    with torch.no_grad():
+        as_dict = model(**batch)
+        as_tuple = model(**batch, return_dict=False)
+        model.config.return_dict = False
+        from_config = model(**batch)
+    assert isinstance(as_tuple, tuple) and isinstance(from_config, tuple)
+    expected = as_dict.to_tuple()
+    assert len(as_tuple) == len(expected) == len(from_config)
+    for a, b, c in zip(as_tuple, expected, from_config):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+        torch.testing.assert_close(c, b, rtol=0, atol=0)
+    torch.testing.assert_close(as_tuple[0], as_dict.ecg_embeds if as_dict.loss is None else as_dict.loss)
