@@ -277,6 +277,7 @@ class CmeltPreTrainedModel(PreTrainedModel):
     input_modalities = ("time", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["TransformerLayer", "T5Block"]
+    _supports_sdpa = True  # the text encoder's attention (`attn_implementation="sdpa"`); the ECG layers are ours
 
     def _init_weights(self, module):
         super()._init_weights(module)

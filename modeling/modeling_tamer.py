@@ -143,6 +143,9 @@ class TamerPreTrainedModel(PreTrainedModel):
     input_modalities = ("time", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["ResidualBlock", "SelfAttentionBlock"]
+    # `attn_implementation="sdpa"` is accepted, but the report encoder stays eager: the word weights read its [CLS]
+    # attention maps, which SDPA does not return (TamerModel.__init__); TAMER's own attention blocks are unaffected
+    _supports_sdpa = True
 
     def _init_weights(self, module):
         super()._init_weights(module)
