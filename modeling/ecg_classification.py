@@ -35,6 +35,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
+from .ecg_model_inputs import check_finite
+
 MULTI_LABEL = "multi_label_classification"
 
 
@@ -140,6 +142,14 @@ class ECGClassificationMixin:
             extractor.
         labels (`torch.Tensor` of shape `(B, num_labels)`, *optional*): multi-hot targets; the output then has `loss`.
         """
+        if self.training and self.classifier.norm.training and input_values.shape[0] < 2:
+            raise ValueError("training the classification head needs batches of at least 2 records (its BatchNorm "
+                             f"standardises over the batch), got {input_values.shape[0]}.")
+        if labels is not None:
+            if tuple(labels.shape) != (input_values.shape[0], self.config.num_labels):
+                raise ValueError(f"labels must be multi-hot of shape (batch, num_labels) = ({input_values.shape[0]}, "
+                                 f"{self.config.num_labels}), got {tuple(labels.shape)}.")
+            check_finite("labels", labels)
         ecg_embeds = self.ecg_embedding(input_values)  # (B, D)
         logits = self.classifier(ecg_embeds)  # (B, num_labels)
         loss = multi_label_loss(logits, labels) if labels is not None else None

@@ -16,6 +16,16 @@ import torch.nn.functional as F
 GatherFn = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
 
 
+def check_pairs(num_pairs: int, loss_name: str) -> None:
+    """A batch-level loss over one pair has no negatives: InfoNCE is exactly 0, SigLIP only pulls the pair together,
+    a batch-centred orthogonality is 0. `num_pairs` counts the global batch (after `gather`), so two processes with
+    one pair each are fine."""
+    if num_pairs < 2:
+        raise ValueError(f"{loss_name} needs at least 2 ECG-report pairs in the batch (over all processes), got "
+                         f"{num_pairs}: with one pair it has no negatives to contrast with. Use a batch of 2 or more, "
+                         "or return_loss=False to compute embeddings only.")
+
+
 def info_nce(logits: torch.Tensor, targets: torch.Tensor, exclude_positive: bool) -> torch.Tensor:
     """-log softmax of the positive per row; with `exclude_positive` the denominator sums over j != i only
     (a row left with no negative at all then contributes 0)."""
@@ -47,6 +57,7 @@ def contrastive_loss(
     if gather is not None:
         all_a, offset = gather(embeds_a)
         all_b, _ = gather(embeds_b)
+    check_pairs(all_b.shape[0], "The contrastive loss (InfoNCE)")
     targets = torch.arange(embeds_a.shape[0], device=embeds_a.device) + offset
     logits_a = embeds_a @ all_b.T / temperature  # (n, N)
     logits_b = embeds_b @ all_a.T / temperature  # (n, N)
@@ -87,6 +98,7 @@ def siglip_loss(
     if reduction not in ("mean", "sum"):
         raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}.")
     all_b, offset = (embeds_b, 0) if gather is None else gather(embeds_b)
+    check_pairs(all_b.shape[0], "The SigLIP loss")
     rows = torch.arange(embeds_a.shape[0], device=embeds_a.device)
     logits = logit_scale * (embeds_a @ all_b.T)  # (n, N)
     if logit_bias is not None:
@@ -102,4 +114,4 @@ def siglip_loss(
     return pair_losses.mean() if reduction == "mean" else pair_losses.sum(dim=1).mean()
 
 
-__all__ = ["GatherFn", "contrastive_loss", "info_nce", "siglip_loss"]
+__all__ = ["GatherFn", "check_pairs", "contrastive_loss", "info_nce", "siglip_loss"]

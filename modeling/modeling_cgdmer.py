@@ -28,9 +28,10 @@ from transformers.utils import ModelOutput, can_return_tuple
 from .configuration_cgdmer import CgdmerConfig
 from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
 from .ecg_layers import TransformerLayer, sinusoidal_position_embedding
-from .ecg_losses import GatherFn, siglip_loss
+from .ecg_losses import GatherFn, check_pairs, siglip_loss
 from .ecg_masking import (IGNORE_INDEX, TokenMask, keep_tokens, mask_tokens_for_mlm, spatiotemporal_mask,
                           token_mask_from_mask, unshuffle_tokens)
+from .ecg_model_inputs import check_input_values, check_text_inputs
 
 # ----------------------------------------------------------------------------------------------------------------------
 # ECG encoder and decoder over lead x time patches
@@ -327,15 +328,6 @@ class CgdmerModel(CgdmerPreTrainedModel):
             self.text_model.eval()
         return self
 
-    def _check_input_values(self, input_values):
-        expected = (self.config.num_leads, self.config.num_samples)
-        if not torch.is_tensor(input_values) or input_values.ndim != 3 or tuple(input_values.shape[1:]) != expected:
-            shape = tuple(input_values.shape) if torch.is_tensor(input_values) else type(input_values).__name__
-            raise ValueError(
-                f"input_values must be a tensor of shape (batch, {expected[0]}, {expected[1]}), got {shape}. "
-                "Use the processor's feature extractor to resample, crop/pad and scale raw ECGs."
-            )
-
     # ------------------------------------------------------------------ the two modalities
     def _split(self, tokens, projected, specific_encoder, token_weights, shared_norm) -> CgdmerModalityFeatures:
         """Shared / specific features of projected tokens (B, n, D); pooled with `token_weights` (B, n) summing to 1."""
@@ -352,7 +344,7 @@ class CgdmerModel(CgdmerPreTrainedModel):
 
     def encode_ecg(self, input_values, token_mask: TokenMask | None = None) -> CgdmerModalityFeatures:
         """ECG (B, 12, 5000), all patches or the kept ones -> encoder tokens, shared / specific features."""
-        self._check_input_values(input_values)
+        input_values = check_input_values(input_values, self.config.num_leads, self.config.num_samples, self.dtype)
         tokens = self.ecg_encoder(input_values, token_mask)  # (B, n, ecg width)
         weights = tokens.new_full(tokens.shape[:2], 1.0 / tokens.shape[1])  # mean over the patches
         return self._split(tokens, self.ecg_projection(tokens), self.ecg_specific_encoder, weights,
@@ -360,6 +352,7 @@ class CgdmerModel(CgdmerPreTrainedModel):
 
     def encode_text(self, input_ids, attention_mask=None) -> CgdmerModalityFeatures:
         """Report tokens (B, Lt) -> BERT tokens, shared / specific features (pooled over the words, or [CLS])."""
+        check_text_inputs(input_ids, attention_mask, self.config.text_config)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         tokens = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, Lt, H)
@@ -420,6 +413,9 @@ class CgdmerModel(CgdmerPreTrainedModel):
         return_loss = self.training if return_loss is None else return_loss
         if return_loss and input_ids is None:
             raise ValueError("CG-DMER's losses need the reports: pass input_ids (and attention_mask).")
+        input_values = check_input_values(input_values, cfg.num_leads, cfg.num_samples, self.dtype)
+        if input_ids is not None:  # before the MLM corruption copies them
+            check_text_inputs(input_ids, attention_mask, cfg.text_config)
         if attention_mask is None and input_ids is not None:
             attention_mask = torch.ones_like(input_ids)
 
@@ -518,6 +514,7 @@ class CgdmerModel(CgdmerPreTrainedModel):
             return features if gather is None else gather(features)[0]
 
         ecg_shared, ecg_specific = rows(ecg.shared), rows(ecg.specific)
+        check_pairs(ecg_shared.shape[0], "The disentanglement (batch-centred orthogonality) loss")
         text_shared, text_specific = rows(text.shared), rows(text.specific)
         loss = orthogonality_loss(ecg_shared, ecg_specific, eps) + orthogonality_loss(text_shared, text_specific, eps)
         if self.config.orthogonality_between_specific:

@@ -31,6 +31,7 @@ from .ecg_classification import ECGClassificationMixin, classification_head, unu
 from .ecg_layers import TransformerLayer, sinusoidal_position_embedding
 from .ecg_losses import GatherFn, siglip_loss
 from .ecg_masking import IGNORE_INDEX, TokenMask, keep_tokens, random_token_mask, unshuffle_tokens
+from .ecg_model_inputs import check_finite, check_input_values, check_text_inputs
 
 # ----------------------------------------------------------------------------------------------------------------------
 # ECG encoder
@@ -373,23 +374,17 @@ class CmeltModel(CmeltPreTrainedModel):
             self.text_model.eval()
         return self
 
-    def _check_input_values(self, input_values):
-        expected = (self.config.num_leads, self.config.num_samples)
-        if not torch.is_tensor(input_values) or input_values.ndim != 3 or tuple(input_values.shape[1:]) != expected:
-            shape = tuple(input_values.shape) if torch.is_tensor(input_values) else type(input_values).__name__
-            raise ValueError(
-                f"input_values must be a tensor of shape (batch, {expected[0]}, {expected[1]}), got {shape}. "
-                "Use the processor's feature extractor to resample, crop/pad and scale raw ECGs."
-            )
-
     # ------------------------------------------------------------------ unimodal encoders
     def encode_ecg(self, input_values, token_mask: TokenMask | None = None, tokens=None) -> torch.Tensor:
-        """Projected ECG tokens, [CLS] first: (B, 1 + kept, hidden_size). `tokens`: `ecg_encoder.embed` reused."""
-        self._check_input_values(input_values)
+        """Projected ECG tokens, [CLS] first: (B, 1 + kept, hidden_size). `tokens`: `ecg_encoder.embed` reused (the
+        input was checked when they were made)."""
+        if tokens is None:
+            input_values = check_input_values(input_values, self.config.num_leads, self.config.num_samples, self.dtype)
         return self.ecg_projection(self.ecg_encoder(input_values, token_mask, tokens))
 
     def encode_text(self, input_ids, attention_mask=None) -> torch.Tensor:
         """Projected report tokens: (B, Lt, hidden_size)."""
+        check_text_inputs(input_ids, attention_mask, self.config.text_config)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         hidden = self.text_model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
@@ -453,6 +448,9 @@ class CmeltModel(CmeltPreTrainedModel):
         text_ids = mlm_input_ids if mlm_input_ids is not None else input_ids
         if return_loss and text_ids is None:
             raise ValueError("C-MELT's losses all need the reports: pass input_ids (and attention_mask).")
+        input_values = check_input_values(input_values, cfg.num_leads, cfg.num_samples, self.dtype)
+        if mem_noise is not None:
+            check_finite("mem_noise", mem_noise)
         batch = input_values.shape[0]
         if is_aligned is None:
             is_aligned = torch.ones(batch, dtype=torch.long, device=input_values.device)
@@ -461,7 +459,6 @@ class CmeltModel(CmeltPreTrainedModel):
         if return_loss and cfg.use_mem:
             token_mask = random_token_mask(batch, self.num_ecg_tokens, cfg.mem_mask_ratio, noise=mem_noise,
                                            device=input_values.device)
-        self._check_input_values(input_values)
         patches = self.ecg_encoder.embed(input_values)  # (B, L, De), shared by the masked and unmasked encodings
         ecg_tokens = self.encode_ecg(input_values, token_mask, patches)  # (B, 1 + K, D)
         ecg_pooled = self._pool_ecg(ecg_tokens)  # (B, D)

@@ -30,6 +30,7 @@ from .configuration_tamer import TamerConfig
 from .ecg_classification import ECGClassificationMixin, classification_head, unused_keys_pattern, without_modules
 from .ecg_layers import AttentionPool, ResidualBlock, ResNetEncoder, SelfAttentionBlock  # noqa: F401 (ResidualBlock: _no_split_modules)
 from .ecg_losses import GatherFn, contrastive_loss
+from .ecg_model_inputs import check_attention_mask, check_input_values, check_text_inputs
 from .ecg_signal import stft_frame_count, stft_magnitude
 
 logger = logging.get_logger(__name__)
@@ -223,15 +224,6 @@ class TamerModel(TamerPreTrainedModel):
         return self
 
     # ------------------------------------------------------------------ ECG side
-    def _check_input_values(self, input_values):
-        expected = (self.config.num_leads, self.config.num_samples)
-        if not torch.is_tensor(input_values) or input_values.ndim != 3 or tuple(input_values.shape[1:]) != expected:
-            shape = tuple(input_values.shape) if torch.is_tensor(input_values) else type(input_values).__name__
-            raise ValueError(
-                f"input_values must be a tensor of shape (batch, {expected[0]}, {expected[1]}), got {shape}. "
-                "Use TamerFeatureExtractor to resample, crop/pad and normalise raw ECGs."
-            )
-
     def spectrogram(self, input_values: torch.Tensor) -> torch.Tensor:
         """(B, 12, 5000) -> (B, 12, 63, 81) STFT magnitude, computed on the input's device."""
         cfg = self.config
@@ -240,7 +232,7 @@ class TamerModel(TamerPreTrainedModel):
     def encode_ecg(self, input_values):
         """Local tokens and global features of both ECG branches: (B, 313, D), (B, 88, D), (B, D), (B, D); the
         spectrogram's two are None without the spectrogram branch."""
-        self._check_input_values(input_values)
+        input_values = check_input_values(input_values, self.config.num_leads, self.config.num_samples, self.dtype)
         ecg_maps = self.ecg_encoder(input_values)  # (B, 512, 313)
         ecg_tokens = self.ecg_token_projection(ecg_maps.transpose(1, 2))  # (B, 313, D)
         if self.spec_encoder is None:
@@ -269,6 +261,7 @@ class TamerModel(TamerPreTrainedModel):
     @torch.no_grad()
     def encode_text(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> TamerTextEncoding:
         """Run the frozen report encoder: word features, global feature and [CLS]→word attention weights."""
+        check_text_inputs(input_ids, attention_mask, self.config.text_config)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         outputs = self.text_model(input_ids=input_ids, attention_mask=attention_mask, output_attentions=True)
@@ -319,6 +312,8 @@ class TamerModel(TamerPreTrainedModel):
         if has_text:
             if text_encoding is None:
                 text_encoding = self.encode_text(input_ids, attention_mask)
+            elif attention_mask is not None:
+                check_attention_mask(attention_mask)
             if attention_mask is None:
                 attention_mask = torch.ones(text_encoding.last_hidden_state.shape[:2], device=ecg_embeds.device)
             text_embeds = F.normalize(self.text_projection(text_encoding.pooled.to(ecg_embeds.dtype)), dim=-1)
