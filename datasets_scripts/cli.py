@@ -8,7 +8,15 @@ from . import log
 from .common import parse_split_files_argument
 
 logger = log.get_logger(__name__)
-USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError)  # bad input: exit status 2
+USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, KeyError)  # bad input: status 2
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts that must be at least 1 (a 0 would divide by zero or mean nothing)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
 
 
 def base_parser(description: str, raw_dir_required: bool = True) -> argparse.ArgumentParser:
@@ -16,7 +24,7 @@ def base_parser(description: str, raw_dir_required: bool = True) -> argparse.Arg
     parser.add_argument("--raw_dir", required=raw_dir_required, help="folder of the raw download")
     parser.add_argument("--output_dir", required=True, help="where the DatasetDict is written (load_from_disk)")
     parser.add_argument("--num_workers", type=int, default=2, help="record-loading processes (default 2)")
-    parser.add_argument("--shard_size", type=int, default=1000, help="records per Arrow shard (default 1000)")
+    parser.add_argument("--shard_size", type=positive_int, default=1000, help="records per Arrow shard (default 1000)")
     parser.add_argument("--overwrite", action="store_true", help="discard an existing preparation in output_dir")
     add_verbosity_argument(parser)
     return parser

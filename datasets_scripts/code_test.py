@@ -20,6 +20,7 @@ from . import cli
 from .card import SourceCard
 from .common import DropRecord, LEADS, dataset_description, ecg_features, label_indices, standardize_signal
 from .prepare import PreparationSummary, assign_splits, prepare
+from .raw_files import raw_folder, read_csv
 
 CODE_COLUMNS = {"1dAVb": "1AVB", "RBBB": "CRBBB", "LBBB": "CLBBB", "SB": "SBRAD", "AF": "AFIB", "ST": "STACH"}
 CODE_LABELS = tuple(CODE_COLUMNS.values())
@@ -67,11 +68,11 @@ def build(raw_dir, output_dir=None, split_files=None, units_per_mv: float = 1.0,
     """CODE-test as a DatasetDict. It is a test set: by default every record goes to `test` (all_test=True)."""
     import h5py
 
-    raw_dir = Path(raw_dir)
+    raw_dir = raw_folder(raw_dir)
     hdf5_path = raw_dir / "ecg_tracings.hdf5"
     if not hdf5_path.is_file():
         raise FileNotFoundError(f"ecg_tracings.hdf5 not found in {raw_dir}")
-    labels = pd.read_csv(_find_labels(raw_dir))
+    labels = read_csv(_find_labels(raw_dir))
     missing = [c for c in CODE_COLUMNS if c not in labels.columns]
     if missing:
         raise ValueError(f"gold_standard.csv lacks column(s) {', '.join(missing)}")

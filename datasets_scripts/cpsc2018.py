@@ -27,6 +27,7 @@ from .common import (DropRecord, LEADS, dataset_description, ecg_features, find_
                      label_indices, read_wfdb, stamp_split_counts, standardize_signal)
 from .log import progress_bar
 from .prepare import PreparationSummary, assign_splits, prepare
+from .raw_files import raw_folder, read_csv
 
 CPSC_LABELS = ("AFIB", "VPC", "NORM", "1AVB", "CRBBB", "STE", "PAC", "CLBBB", "STD")  # MERL column order
 REFERENCE_CODES = {1: "NORM", 2: "AFIB", 3: "1AVB", 4: "CLBBB", 5: "CRBBB", 6: "PAC", 7: "VPC", 8: "STD", 9: "STE"}
@@ -59,7 +60,7 @@ MERL_KEPT_SAMPLES = 2500  # MERL finetune_dataset.py: ecg[:, :2500], then 2,500 
 
 def read_reference(path: Path) -> dict[str, list[str]]:
     """REFERENCE.csv -> {record: [label names]} from First/Second/Third_label (1..9)."""
-    table = pd.read_csv(path)
+    table = read_csv(path)
     if "Recording" not in table.columns or "First_label" not in table.columns:
         raise ValueError(f"{path.name} lacks the columns Recording and First_label")
     label_columns = [c for c in ("First_label", "Second_label", "Third_label") if c in table.columns]
@@ -134,9 +135,7 @@ def build(raw_dir, output_dir=None, protocol: str = "tamer", split_files=None, r
     if protocol == "merl" and not split_files:
         raise ValueError("protocol='merl' is MERL's split and loader: pass split_files train=icbeb_train.csv "
                          "validation=icbeb_val.csv test=icbeb_test.csv (MERL finetune/data_split/icbeb)")
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"raw_dir does not exist: {raw_dir}")
+    raw_dir = raw_folder(raw_dir)
     summary = PreparationSummary()
     table = _records_table(raw_dir, reference_csv, summary)
     unlabeled = table["label_names"] == ""

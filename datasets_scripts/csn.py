@@ -23,6 +23,7 @@ from .common import (DropRecord, dataset_description, ecg_features, find_records
                      read_split_files, read_wfdb, record_id_from_split_row, stamp_split_counts, standardize_signal)
 from .log import progress_bar
 from .prepare import PreparationSummary, assign_splits, prepare
+from .raw_files import raw_folder, read_csv
 
 MERL_LABELS = ("AQW", "UW", "SR", "WPW", "2AVB", "AT", "VB", "ARS", "STTC", "SA", "STE", "VPB", "TWO", "STTU", "ALS",
                "APB", "2AVB1", "PRIE", "CCR", "CR", "AF", "AVB", "QTIE", "LBBB", "VEB", "SVT", "RBBB", "1AVB", "STDD",
@@ -49,7 +50,7 @@ def read_condition_table(path: Path) -> tuple[dict[str, str], list[str]]:
     """ConditionNames_SNOMED-CT.csv -> ({SNOMED code: acronym}, acronyms in table order)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"condition table not found: {path} (pass --condition_table)")
-    table = pd.read_csv(path, dtype=str)
+    table = read_csv(path, dtype=str)
     if not {"AcronymName", "Snomed_CT"} <= set(table.columns):
         raise ValueError(f"{Path(path).name} lacks the columns AcronymName and Snomed_CT")
     code_to_acronym = {}
@@ -68,7 +69,7 @@ def read_merl_labels(split_files: dict) -> dict[str, str]:
     """MERL chapman CSVs -> {record_id: 'A|B'} from their one-hot columns, as shipped (substring bugs included)."""
     labels = {}
     for path in split_files.values():
-        table = pd.read_csv(path, skip_blank_lines=True)
+        table = read_csv(path, skip_blank_lines=True)
         names = list(table.columns[_MERL_METADATA_COLUMNS:])
         for row in table.to_dict("records"):
             labels[record_id_from_split_row(row)] = "|".join(n for n in names if int(row[n]) == 1)
@@ -98,9 +99,7 @@ def _records_table(raw_dir: Path, code_to_acronym: dict, label_list, summary: Pr
 def build(raw_dir, output_dir=None, label_set: str = "merl", protocol: str = "default", split_files=None,
           condition_table=None, num_workers: int = 2, shard_size: int = 1000, overwrite: bool = False):
     """CSN as a DatasetDict (labels by exact SNOMED code); project split by record id unless `split_files`."""
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"raw_dir does not exist: {raw_dir}")
+    raw_dir = raw_folder(raw_dir)
     if label_set not in ("merl", "all"):
         raise ValueError(f"unknown label_set {label_set!r} (merl or all)")
     if protocol not in ("default", "merl"):

@@ -20,6 +20,7 @@ from . import cli
 from .card import SourceCard
 from .common import (LEADS, DropRecord, dataset_description, ecg_features, read_wfdb, standardize_signal)
 from .prepare import PreparationSummary, assign_splits, prepare
+from .raw_files import raw_folder, read_csv
 
 
 def _card(origin: str) -> SourceCard:
@@ -163,12 +164,10 @@ def build_from_wfdb(wfdb_dir, reports_csv, output_dir=None, record_column: str =
                     report_column: str = "report", patient_column: str | None = "patient_id", split_files=None,
                     num_workers: int = 2, shard_size: int = 1000, overwrite: bool = False):
     """Folder of WFDB records + CSV of reports -> DatasetDict."""
-    wfdb_dir = Path(wfdb_dir)
-    if not wfdb_dir.is_dir():
-        raise FileNotFoundError(f"WFDB folder does not exist: {wfdb_dir}")
+    wfdb_dir = raw_folder(wfdb_dir, "WFDB folder")
     if not Path(reports_csv).is_file():
         raise FileNotFoundError(f"reports CSV not found: {reports_csv}")
-    reports = pd.read_csv(reports_csv, dtype=str)
+    reports = read_csv(reports_csv, dtype=str)
     for name in (record_column, report_column):
         if name not in reports.columns:
             raise ValueError(f"{Path(reports_csv).name} lacks column {name!r} (columns: {', '.join(reports.columns)})")

@@ -20,6 +20,7 @@ from .card import SourceCard
 from .common import dataset_description, ecg_features, read_wfdb, standardize_signal
 from .log import progress_bar
 from .prepare import PreparationSummary, assign_splits, prepare
+from .raw_files import raw_folder, read_csv
 
 REPORT_COLUMNS = [f"report_{k}" for k in range(18)]
 MIN_REPORT_WORDS = 4  # MERL/MELP keep reports of at least 4 words (771,693 records)
@@ -61,7 +62,7 @@ def clean_report(statements) -> str:
 def _require(path: Path, columns, what: str) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"{what} not found: {path}")
-    header = pd.read_csv(path, nrows=0).columns
+    header = read_csv(path, nrows=0).columns
     missing = [c for c in columns if c not in header]
     if missing:
         raise ValueError(f"{path.name} lacks column(s) {', '.join(missing)}")
@@ -70,7 +71,7 @@ def _require(path: Path, columns, what: str) -> None:
 def read_reports(path: Path, summary: PreparationSummary, chunk_rows: int = 100_000):
     """({study_id: report} for reports of >= 4 words, all study ids seen), read in chunks of the 800k-row CSV."""
     reports, measured = {}, set()
-    chunks = pd.read_csv(path, usecols=["study_id"] + REPORT_COLUMNS, chunksize=chunk_rows, dtype=str)
+    chunks = read_csv(path, usecols=["study_id"] + REPORT_COLUMNS, chunksize=chunk_rows, dtype=str)
     for chunk in progress_bar(chunks, desc=f"{path.name} ({chunk_rows} rows each)", unit="chunk"):
         for study_id, *statements in chunk.itertuples(index=False):
             study_id = str(int(study_id))
@@ -93,9 +94,7 @@ def _load_mimic(task: dict, signal_dtype: str) -> dict:
 def build(raw_dir, output_dir=None, val_fraction: float = 0.02, num_workers: int = 2, shard_size: int = 1000,
           signal_dtype: str = "float32", split_files=None, overwrite: bool = False, stop_after_shards=None):
     """Prepare MIMIC-IV-ECG as a DatasetDict (train / validation by patient; test is empty unless split_files)."""
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"raw_dir does not exist: {raw_dir}")
+    raw_dir = raw_folder(raw_dir)
     if not 0 <= val_fraction < 1:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     record_csv, report_csv = raw_dir / "record_list.csv", raw_dir / "machine_measurements.csv"
@@ -103,7 +102,7 @@ def build(raw_dir, output_dir=None, val_fraction: float = 0.02, num_workers: int
     _require(report_csv, ["subject_id", "study_id"] + REPORT_COLUMNS, "machine_measurements.csv")
     summary = PreparationSummary()
     reports, measured = read_reports(report_csv, summary)
-    records = pd.read_csv(record_csv, usecols=["subject_id", "study_id", "path"], dtype=str)
+    records = read_csv(record_csv, usecols=["subject_id", "study_id", "path"], dtype=str)
     records["record_id"] = records["study_id"].astype(int).astype(str)
     records["patient_id"] = records["subject_id"].astype(int).astype(str)
     records["report"] = records["record_id"].map(reports)

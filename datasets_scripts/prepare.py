@@ -100,6 +100,8 @@ def _load_one(job):
 
 def _read_manifest(output_dir: Path, config: dict, overwrite: bool) -> dict:
     manifest_path = output_dir / MANIFEST
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"output_dir {output_dir} is a file, not a folder: choose a new or empty folder")
     if output_dir.exists() and any(output_dir.iterdir()):
         if not manifest_path.is_file():
             raise FileExistsError(f"output_dir {output_dir} is not empty and holds no preparation manifest; "
@@ -174,6 +176,8 @@ def prepare(tasks_table, loader, features, output_dir, *, source: str, descripti
     `card`: the source's facts for the README.md dataset card written next to the data.
     `stop_after_shards` simulates an interruption (tests, benchmarks). Returns `load_from_disk(output_dir)`.
     """
+    if not isinstance(shard_size, int) or shard_size < 1:
+        raise ValueError(f"shard_size must be a positive integer, got {shard_size!r}")
     if output_dir is None:
         output_dir = tempfile.mkdtemp(prefix=f"tamer_{source}_")
     output_dir = Path(output_dir)
@@ -203,9 +207,6 @@ def prepare(tasks_table, loader, features, output_dir, *, source: str, descripti
 
 def finalize(output_dir: Path, features, source: str, description: str, manifest: dict,
              pre_dropped: PreparationSummary | None, card: SourceCard):
-    for split in SPLITS:
-        _finalize_split(output_dir / split, features, description)
-    (output_dir / "dataset_dict.json").write_text(json.dumps({"splits": list(SPLITS)}))
     summary = PreparationSummary()
     if pre_dropped is not None:
         summary.merge(pre_dropped.to_dict())
@@ -213,6 +214,13 @@ def finalize(output_dir: Path, features, source: str, description: str, manifest
         summary.merge(shard)
     (output_dir / SUMMARY).write_text(json.dumps({"source": source, **summary.to_dict()}, indent=1))
     logger.info(summary.report(source))
+    if not sum(summary.kept.values()):  # an empty DatasetDict would look like a successful preparation
+        reasons = "; ".join(f"{count} {reason}" for reason, count in summary.dropped.most_common(3))
+        raise ValueError(f"[{source}] no record kept: {sum(summary.dropped.values())} record(s) read, all dropped "
+                         f"({reasons or 'no record found'}); the reasons and examples are in {output_dir / SUMMARY}")
+    for split in SPLITS:
+        _finalize_split(output_dir / split, features, description)
+    (output_dir / "dataset_dict.json").write_text(json.dumps({"splits": list(SPLITS)}))
     dataset_dict = datasets.load_from_disk(str(output_dir))
     write_dataset_card(output_dir, card, dataset_dict, json.loads(description), summary.to_dict(),
                        manifest["config"].get("split_files"))

@@ -19,6 +19,7 @@ from . import cli
 from .card import SourceCard
 from .common import dataset_description, ecg_features, label_indices, read_wfdb, standardize_signal
 from .prepare import PreparationSummary, assign_splits, prepare
+from .raw_files import raw_folder, read_csv
 
 # Official label sets, in the column order of the MERL/MELP training CSVs (labels are stored by name anyway).
 TASK_LABELS = {
@@ -76,11 +77,11 @@ def read_tables(raw_dir: Path):
     for path in (database_csv, statements_csv):
         if not path.is_file():
             raise FileNotFoundError(f"{path.name} not found in raw_dir {raw_dir}")
-    database = pd.read_csv(database_csv)
+    database = read_csv(database_csv)
     missing = [c for c in DATABASE_COLUMNS if c not in database.columns]
     if missing:
         raise ValueError(f"ptbxl_database.csv lacks column(s) {', '.join(missing)}")
-    statements = pd.read_csv(statements_csv, index_col=0)
+    statements = read_csv(statements_csv, index_col=0)
     missing = [c for c in ("diagnostic", "form", "rhythm", "diagnostic_class", "diagnostic_subclass")
                if c not in statements.columns]
     if missing:
@@ -93,9 +94,7 @@ def build(raw_dir, output_dir=None, task: str = "super", split_files=None, num_w
     """PTB-XL task as a DatasetDict; official folds unless `split_files` (e.g. MERL's ptbxl_<task>_*.csv)."""
     if task not in TASK_LABELS:
         raise ValueError(f"unknown PTB-XL task {task!r}; choose one of {', '.join(TASK_LABELS)}")
-    raw_dir = Path(raw_dir)
-    if not raw_dir.is_dir():
-        raise FileNotFoundError(f"raw_dir does not exist: {raw_dir}")
+    raw_dir = raw_folder(raw_dir)
     database, statements = read_tables(raw_dir)
     code_map = statement_map(statements, task)
     summary = PreparationSummary()

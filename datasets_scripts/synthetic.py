@@ -371,6 +371,8 @@ def generate(num_records: int = 1000, seed: int = 0, output_dir=None, num_worker
 
     if num_records < 1:
         raise ValueError(f"num_records must be >= 1, got {num_records}")
+    if not isinstance(seed, int) or seed < 0:  # numpy's SeedSequence takes non-negative integers only
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     features = ecg_features(SYNTHETIC_LABELS, with_report=True)
     description = dataset_description("synthetic", list(SYNTHETIC_LABELS), seed=seed)
     table = _task_table(num_records, seed, include_av_blocks)
@@ -443,10 +445,10 @@ def write_mimic_layout(root, num_records: int, seed: int = 0) -> Path:
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Generate the synthetic ECG-report corpus as a DatasetDict.")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--num_records", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num_records", type=cli.positive_int, default=1000)
+    parser.add_argument("--seed", type=int, default=0, help="a non-negative integer (numpy's SeedSequence)")
     parser.add_argument("--num_workers", type=int, default=2)
-    parser.add_argument("--shard_size", type=int, default=1000)
+    parser.add_argument("--shard_size", type=cli.positive_int, default=1000)
     parser.add_argument("--include_av_blocks", action="store_true", help="also draw 2AVB and 3AVB records")
     parser.add_argument("--mimic_layout", action="store_true",
                         help="write raw MIMIC-IV-ECG-style files to output_dir instead of a DatasetDict")

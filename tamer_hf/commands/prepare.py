@@ -14,7 +14,7 @@ import sys
 from . import run
 
 SOURCES = ("ptbxl", "cpsc2018", "csn", "code_test", "mimic_iv_ecg", "custom", "synthetic")
-USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError)  # as `datasets_scripts.cli.run`
+USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, KeyError)  # as datasets_scripts.cli
 
 
 def main(argv=None):
