@@ -5,9 +5,10 @@ Two kinds of findings:
   length, an implausible sampling rate or one that contradicts the record's own, a misspelt keyword, a record shorter
   than 1 s). A `ValueError` (`TypeError` for keywords) that names the record and the problem.
 - **quality issues**: a record that can be prepared but whose score deserves doubt (flat or all-zero, clipped, an
-  amplitude implausible for millivolts, samples far outside the record's range, NaN/Inf repaired, padded or cut to the
-  model's window). Each one is an `ECGQualityWarning` naming the record and the problem and is listed in the record's
-  `quality` (`{"ok": bool, "issues": [str, ...]}`); `strict=True` turns it into a `ValueError`.
+  amplitude implausible for millivolts, samples far outside the record's range, NaN/Inf repaired, padded to the
+  model's window, a long record's tail padded or left out, windows of a long record with such issues). Each one is an
+  `ECGQualityWarning` naming the record and the problem and is listed in the record's `quality`
+  (`{"ok": bool, "issues": [str, ...]}`); `strict=True` turns it into a `ValueError`.
 
 Flat, depending only on numpy and torch: copied next to every saved checkpoint whose files import it.
 """
@@ -41,16 +42,18 @@ class QualityReport:
     """The quality issues of one record: each is warned about (or raised, with `strict=True`) and kept for the
     record's `quality` entry."""
 
-    def __init__(self, record: str, strict: bool = False):
+    def __init__(self, record: str, strict: bool = False, warn: bool = True):
         self.record = record
         self.strict = strict
+        self.warn = warn  # False for the windows of a long record: their issues are summed up in one warning
         self.issues: list[str] = []
 
     def flag(self, problem: str) -> None:
         if self.strict:
             raise ValueError(f"{problem} (strict=True turns quality warnings into errors)")
         self.issues.append(problem)
-        warnings.warn(f"{self.record}: {problem}", ECGQualityWarning, stacklevel=2)
+        if self.warn:
+            warnings.warn(f"{self.record}: {problem}", ECGQualityWarning, stacklevel=2)
 
     def as_dict(self) -> dict:
         return {"ok": not self.issues, "issues": list(self.issues)}
@@ -188,8 +191,8 @@ def check_lead_names(lead_names, num_rows: int | None = None) -> list[str]:
 
 
 def check_duration(num_samples: int, rate: float, window_s: float, report: QualityReport) -> None:
-    """Under 1 s is an error; shorter than the model's window is padded, longer is cut (its first window is scored),
-    each flagged."""
+    """What `TamerFeatureExtractor.__call__` prepares: one window. Under 1 s is an error; shorter than the model's
+    window is padded, longer is cut to its first window, each flagged (`window_count` covers a long record)."""
     seconds = num_samples / rate
     if seconds < MIN_DURATION_S:
         raise ValueError(f"the record lasts {seconds:.3f} s; at least {MIN_DURATION_S} s is needed.")
@@ -197,7 +200,33 @@ def check_duration(num_samples: int, rate: float, window_s: float, report: Quali
         report.flag(f"the record lasts {seconds:.1f} s, shorter than the model's {window_s:g} s window; it was "
                     "zero-padded at the end.")
     elif seconds > window_s * (1 + WINDOW_TOLERANCE):
-        report.flag(f"the record lasts {seconds:.1f} s; only its first {window_s:g} s are scored.")
+        report.flag(f"the record lasts {seconds:.1f} s; only its first {window_s:g} s are prepared here "
+                    f"(`TamerFeatureExtractor.windows` and the zero-shot pipeline cover every {window_s:g} s window).")
+
+
+def window_count(num_samples: int, rate: float, window_s: float, report: QualityReport) -> int:
+    """How many consecutive windows of `window_s` seconds cover a record, from its start.
+
+    A record up to the window (+2 %) is one window, padded and flagged when shorter (as `check_duration`). A longer
+    record is cut into whole windows; what is left after the last one (the tail) is
+    - at least half a window: one more window, zero-padded at the end, flagged (a record that short alone would be);
+    - between 2 % and half a window: left out, flagged (half a window of zeros would weigh as much as the signal);
+    - under 2 % of a window: left out silently (as a 10.1 s record is cut to 10 s).
+    """
+    seconds = num_samples / rate
+    if seconds <= window_s * (1 + WINDOW_TOLERANCE):
+        check_duration(num_samples, rate, window_s, report)
+        return 1
+    whole = int(seconds / window_s + 1e-9)
+    tail = seconds - whole * window_s
+    if tail >= window_s / 2:
+        report.flag(f"the record lasts {seconds:.1f} s: {whole + 1} windows of {window_s:g} s, the last of them "
+                    f"holding its final {tail:.1f} s, zero-padded at the end.")
+        return whole + 1
+    if tail > window_s * WINDOW_TOLERANCE:
+        report.flag(f"the record lasts {seconds:.1f} s: {whole} windows of {window_s:g} s; its final {tail:.1f} s "
+                    f"(under half a window) are not scored.")
+    return whole
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -269,4 +298,5 @@ def _saturated(lead: np.ndarray) -> bool:
 
 __all__ = ["ECGQualityWarning", "QualityReport", "OUTLIER_POLICIES", "as_numeric_array", "check_degenerate",
            "check_duration", "check_keywords", "check_lead_names", "check_sampling_rate", "check_wfdb_header_frequency",
-           "dataframe_record", "dict_record", "is_dataframe", "outlier_mask", "repair_outliers", "wfdb_record_name"]
+           "dataframe_record", "dict_record", "is_dataframe", "outlier_mask", "repair_outliers", "wfdb_record_name",
+           "window_count"]

@@ -6,11 +6,16 @@ outside the record's range (clipped by default) and degenerate signals -> reorde
 leads, zero-fill others) -> polyphase resampling to 500 Hz -> crop or pad to 10 s -> normalise (default: per-record
 min-max over all leads to [0, 1], as MERL and TAMER).
 
+`__call__` prepares one window per record (its first 10 s). `windows` walks a long record window by window, each
+prepared by the same steps, reading only that window: from an in-memory array a slice, from a WFDB file only those
+bytes (`WfdbRecord`), so a 24 h Holter record never becomes GBs of intermediates.
+
 The signal helpers (lead matching by name, WFDB reading in mV, polyphase resampling, NaN/Inf interpolation, crop or
 pad) are module functions: the dataset builders (`datasets_scripts`) use these same ones, with their own policies.
 """
 
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -21,7 +26,8 @@ from transformers.utils import logging
 from .ecg_signal import CANONICAL_LEADS, stft_magnitude
 from .ecg_validation import (OUTLIER_POLICIES, QualityReport, as_numeric_array, check_degenerate, check_duration,
                              check_keywords, check_lead_names, check_sampling_rate, check_wfdb_header_frequency,
-                             dataframe_record, dict_record, is_dataframe, repair_outliers, wfdb_record_name)
+                             dataframe_record, dict_record, is_dataframe, repair_outliers, wfdb_record_name,
+                             window_count)
 
 logger = logging.get_logger(__name__)
 
@@ -32,6 +38,15 @@ RESAMPLE_BLOCK = 250  # output samples gathered at once: bounds the (C, block, t
 EPSILON = 1e-8  # MERL/MELP min-max denominator guard
 LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}  # spellings seen in public headers (CODE uses DI/DII/DIII)
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}  # WFDB physical units -> millivolts
+# WFDB formats stored one sample per value, little-endian: format -> (numpy dtype, offset of the stored value, the
+# value that marks an invalid sample), as wfdb reads them (PhysioNet "signal" file-format specification); any other
+# format is read through wfdb
+WFDB_PLAIN_FORMATS = {
+    "16": ("<i2", 0, -(2**15)),
+    "32": ("<i4", 0, -(2**31)),
+    "80": ("u1", 128, -(2**7)),  # 8-bit offset binary
+}
+MAX_SPANS_MESSAGE = 3  # windows named in a long record's quality summary
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -101,6 +116,8 @@ def input_samples_needed(keep_samples: int, rate: float, target_rate: float) -> 
     """Input samples that the first `keep_samples` resampled samples depend on (the filter reaches 10 * max(up, down)
     up-sampled steps ahead)."""
     up, down = resampling_ratio(rate, target_rate)
+    if up == down:  # no filter: exactly the window
+        return keep_samples
     return int(np.ceil(keep_samples * down / up)) + 10 * max(up, down) // up + 1
 
 
@@ -150,6 +167,17 @@ def reorder_leads(signal: np.ndarray, lead_names, target_leads) -> np.ndarray:
     Missing limb leads are derived from I and II when both are present (Einthoven/Goldberger: III = II - I,
     aVR = -(I + II)/2, aVL = I - II/2, aVF = II - I/2); any other missing lead is zero-filled with a warning.
     """
+    out, derived, zero_filled = _reordered(signal, lead_names, target_leads)
+    if derived:
+        logger.info(f"Derived missing limb lead(s) {derived} from leads I and II.")
+    if zero_filled:
+        logger.warning(f"Lead(s) {zero_filled} are missing and were filled with zeros.")
+    return out
+
+
+def _reordered(signal, lead_names, target_leads):
+    """`reorder_leads` without its log lines (the windows of a long record would repeat them thousands of times):
+    -> (reordered signal, derived lead names, zero-filled lead names)."""
     keys = [lead_key(name) for name in lead_names]
     if len(set(keys)) != len(keys):
         raise ValueError(f"lead_names has duplicates: {list(lead_names)}")
@@ -169,11 +197,7 @@ def reorder_leads(signal: np.ndarray, lead_names, target_leads) -> np.ndarray:
             derived.append(name)
         else:
             zero_filled.append(name)
-    if derived:
-        logger.info(f"Derived missing limb lead(s) {derived} from leads I and II.")
-    if zero_filled:
-        logger.warning(f"Lead(s) {zero_filled} are missing and were filled with zeros.")
-    return out
+    return out, derived, zero_filled
 
 
 _LIMB_FORMULAS = {
@@ -209,13 +233,110 @@ def read_wfdb(path) -> tuple[np.ndarray, float, list[str]]:
     return np.asarray(signal, dtype=np.float64).T * scale[:, None], float(fields["fs"]), list(fields["sig_name"])
 
 
+class WfdbRecord:
+    """A WFDB record read on demand: `read(start, stop)` -> (C, stop - start) float64 millivolts, as `read_wfdb` gives
+    them (NaN where the record marks a sample invalid), reading only those samples from the file.
+
+    A record in one data file in a plain format (`WFDB_PLAIN_FORMATS`, e.g. 16: one little-endian int16 per lead and
+    sample, interleaved) is read with `np.fromfile(offset=, count=)` and the header's gain and baseline; any other
+    layout (format 212, several files, `.mat`) through wfdb's own `rdsamp(sampfrom=, sampto=)`. Either way, a span
+    costs only its own memory: a 24 h Holter record (1 GB on disk, 4 GB as float64) is never loaded whole.
+    """
+
+    ndim = 2
+
+    def __init__(self, path):
+        try:
+            import wfdb
+        except ImportError as error:
+            raise ImportError("Reading WFDB records needs the `wfdb` package: pip install wfdb") from error
+        self.name = wfdb_record_name(path)
+        if not os.path.exists(self.name + ".hea"):
+            raise FileNotFoundError(f"WFDB header not found: {self.name}.hea")
+        try:
+            check_wfdb_header_frequency(self.name + ".hea")
+            header = wfdb.rdheader(self.name)
+            if len(header.sig_name or []) != header.n_sig:
+                raise ValueError(f"the header declares {header.n_sig} signal(s) and describes "
+                                 f"{len(header.sig_name or [])}")
+            wfdb.rdsamp(self.name, sampfrom=0, sampto=1)  # wfdb's own checks of the header against the data file
+            self._plain = self._plain_layout(header)
+            if header.sig_len is None and self._plain is None:
+                raise ValueError("the header gives no signal length (the 4th field of its record line)")
+            length = header.sig_len if header.sig_len is not None else self._plain_length()
+        except Exception as error:  # wfdb raises many types for corrupt files
+            raise ValueError(f"Could not read WFDB record {self.name}: {error}") from error
+        self.sampling_rate = float(header.fs)
+        self.lead_names = list(header.sig_name)
+        self.shape = (header.n_sig, int(length))
+        self.size = self.shape[0] * self.shape[1]
+        self._to_mv = np.array([UNIT_TO_MV.get((unit or "mV").lower(), 1.0) for unit in header.units])  # (C,)
+        if self._plain is not None:
+            self._check_plain_length()
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Samples [start, stop) of every lead, (C, stop - start) float64 millivolts."""
+        stop = min(stop, self.shape[1])
+        if self._plain is None:
+            import wfdb
+
+            signal, _ = wfdb.rdsamp(self.name, sampfrom=start, sampto=stop)
+            return np.asarray(signal, dtype=np.float64).T * self._to_mv[:, None]
+        data_file, dtype, value_offset, invalid, byte_offset, gain, baseline = self._plain
+        frame = self.shape[0] * dtype.itemsize
+        stored = np.fromfile(data_file, dtype=dtype, count=(stop - start) * self.shape[0],
+                             offset=byte_offset + start * frame).reshape(-1, self.shape[0]).T  # (C, span)
+        digital = stored.astype(np.float64) - value_offset
+        signal = (digital - baseline[:, None]) / gain[:, None]
+        signal[digital == invalid] = np.nan
+        return signal * self._to_mv[:, None]
+
+    def _plain_layout(self, header):
+        """(data file, dtype, value offset, invalid value, byte offset, gain (C,), baseline (C,)) for one data file in
+        a plain format with one sample per frame and no skew; None for anything else (read by wfdb)."""
+        formats, files = set(header.fmt), set(header.file_name)
+        if len(formats) != 1 or len(files) != 1 or next(iter(formats)) not in WFDB_PLAIN_FORMATS:
+            return None
+        data_file = os.path.join(os.path.dirname(self.name), next(iter(files)))
+        if data_file.endswith(".mat") or any((frames or 1) != 1 for frames in header.samps_per_frame or []):
+            return None
+        if any(skew for skew in header.skew or []) or len(set(header.byte_offset or [None])) != 1:
+            return None
+        gain = np.asarray(header.adc_gain, dtype=np.float64)
+        if not (np.isfinite(gain).all() and (gain > 0).all()):
+            return None  # wfdb's rules for uncalibrated signals apply
+        dtype, value_offset, invalid = WFDB_PLAIN_FORMATS[next(iter(formats))]
+        byte_offset = (header.byte_offset or [0])[0] or 0
+        return (data_file, np.dtype(dtype), value_offset, invalid, byte_offset, gain,
+                np.asarray(header.baseline, dtype=np.float64))
+
+    def _plain_length(self) -> int:
+        data_file, dtype, _, _, byte_offset, gain, _ = self._plain
+        return (os.path.getsize(data_file) - byte_offset) // (len(gain) * dtype.itemsize)
+
+    def _check_plain_length(self) -> None:
+        available = self._plain_length()
+        if available < self.shape[1]:
+            raise ValueError(f"Could not read WFDB record {self.name}: its data file holds {available} samples per "
+                             f"signal, the header declares {self.shape[1]} (a truncated file?).")
+
+
+def read_span(signal, start: int, stop: int) -> np.ndarray:
+    """Samples [start, stop) of every lead of a leads-first record as float64: a slice of an array (only that part is
+    converted) or read from the file of a `WfdbRecord`."""
+    if isinstance(signal, WfdbRecord):
+        return signal.read(start, stop)
+    return np.asarray(signal[:, start:stop], dtype=np.float64)
+
+
 class TamerFeatureExtractor(SequenceFeatureExtractor):
     r"""Turns raw ECGs into the model's `input_values` (B, 12, 5000).
 
     Args:
         feature_size (`int`, defaults to 12): number of leads.
         sampling_rate (`int`, defaults to 500): the model's rate; inputs are resampled to it (polyphase).
-        num_samples (`int`, defaults to 5000): records are cropped (first 10 s) or zero-padded at the end to this.
+        num_samples (`int`, defaults to 5000): the model's window. `__call__` crops a record to its first window or
+            zero-pads it at the end; `windows` cuts a longer record into consecutive windows.
         lead_names (`list[str]`): the model's lead order (default I, II, III, aVR, aVL, aVF, V1-V6).
         normalization (`str`, defaults to `"minmax"`): `"minmax"` per record over all leads to [0, 1] (MERL, TAMER),
             `"zscore"` per lead, or `"none"`.
@@ -237,6 +358,9 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
     (flat, all-zero, clipped, amplitude implausible for mV, outlying samples, NaN/Inf repaired, record shorter or longer
     than the window) are `ECGQualityWarning`s, listed per record with `return_quality=True` and raised with
     `strict=True`.
+
+    Long records: `__call__` keeps the first window (with a warning); `windows(record)` yields every consecutive window,
+    each prepared exactly as `__call__` prepares a record starting there, read one at a time (see `ECGWindows`).
     """
 
     model_input_names = ["input_values"]
@@ -319,6 +443,42 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
             features["quality"] = [report.as_dict() for _, report in prepared]
         return features
 
+    def windows(self, ecg, sampling_rate: float | None = None, lead_names: list[str] | None = None,
+                channels_first: bool | None = None, strict: bool = False) -> "ECGWindows":
+        """One record -> its consecutive windows of `num_samples` at the model's rate (10 s), prepared one at a time.
+
+        ```python
+        >>> windows = feature_extractor.windows("holter.hea")  # reads the header; samples are read window by window
+        >>> len(windows), windows.start_seconds[:3]
+        (8640, [0.0, 10.0, 20.0])
+        >>> for window in windows:  # window.input_values: (12, 5000) float32, window.quality, window.start_s
+        ...     ...
+        ```
+
+        Window k starts at k * 10 s and is prepared exactly as `__call__` prepares a record that starts there (so a
+        window of a 500 Hz record equals its 10 s slice prepared alone). The last partial window follows
+        `ecg_validation.window_count`: half a window or more is zero-padded, less is left out, each with an
+        `ECGQualityWarning`. A record up to 10 s is one window, with `__call__`'s checks and warnings. In a record of
+        several windows, each window's quality issues stay in its `quality` and one warning sums them up for the
+        record (`ECGWindows.quality`), so a day-long recording does not print thousands of warnings.
+
+        Args: as `__call__`, for one record (an array, DataFrame, WFDB path or dict). An array is sliced, never copied
+        whole; a WFDB path is read from its file one window at a time (`WfdbRecord`).
+        """
+        records = self._split_records(ecg, sampling_rate, lead_names)
+        if len(records) != 1:
+            raise ValueError(f"Got a batch of {len(records)} ECGs as one input; windows() takes one ECG: pass a "
+                             "list of ECGs to the pipeline, or call windows() once per ECG.")
+        signal, rate, names, record = records[0]
+        record = record or "ECG #0"
+        report = QualityReport(record, strict)
+        try:
+            signal, rate, lead_names, names = self._check_record(signal, rate, names, channels_first)
+            num_windows = window_count(signal.shape[1], rate, self.num_samples / self.sampling_rate, report)
+        except ValueError as error:
+            raise ValueError(f"{record}: {error}") from None
+        return ECGWindows(self, signal, rate, lead_names, names, report, num_windows)
+
     def spectrogram(self, input_values) -> torch.Tensor:
         """(B, 12, T) prepared ECGs -> (B, 12, 63, 81) STFT magnitude (the model's own function)."""
         values = torch.as_tensor(np.asarray(input_values, dtype=np.float32))
@@ -353,59 +513,66 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
         )
 
     def _read_path(self, path, sampling_rate):
-        signal, header_rate, names = read_wfdb(path)
-        if sampling_rate is not None and float(sampling_rate) != header_rate:
-            raise ValueError(f"sampling_rate={sampling_rate} contradicts the {header_rate} Hz in the header of {path}.")
-        return signal, header_rate, names
+        record = WfdbRecord(path)
+        if sampling_rate is not None and float(sampling_rate) != record.sampling_rate:
+            raise ValueError(f"sampling_rate={sampling_rate} contradicts the {record.sampling_rate} Hz in the header "
+                             f"of {path}.")
+        return record, record.sampling_rate, record.lead_names
 
     # ------------------------------------------------------------------ one record
     def _prepare_record(self, signal, sampling_rate, lead_names, channels_first, record, strict):
-        """-> ((12, 5000) prepared values, QualityReport). Errors are `ValueError`s prefixed with the record's name."""
+        """-> ((12, 5000) prepared values of the record's first window, QualityReport). Errors are `ValueError`s
+        prefixed with the record's name."""
         report = QualityReport(record, strict)
         try:
-            rate = check_sampling_rate(sampling_rate, self.sampling_rate)
-            if lead_names is not None:
-                lead_names = check_lead_names(lead_names)
-            signal = self._leads_first(signal, lead_names, channels_first)
-            if lead_names is not None:
-                lead_names = check_lead_names(lead_names, signal.shape[0])
-            elif signal.shape[0] != self.feature_size:
-                raise ValueError(
-                    f"got {signal.shape[0]} leads but the model expects {self.feature_size}; pass `lead_names` to say "
-                    "which leads these are (missing leads are derived or zero-filled)."
-                )
-            names = lead_names or self.lead_names
+            signal, rate, lead_names, names = self._check_record(signal, sampling_rate, lead_names, channels_first)
             check_duration(signal.shape[1], rate, self.num_samples / self.sampling_rate, report)
-            # only the part the window uses is converted and checked: a 24 h record never becomes a 4 GB float64 copy
-            used = input_samples_needed(self.num_samples, rate, self.sampling_rate)
-            signal = np.asarray(signal[:, :used], dtype=np.float64)
-            signal = self._repair_non_finite(signal, names, report)
-            signal = repair_outliers(signal, names, self.outlier_policy, report)
-            check_degenerate(signal, names, report)
-            if lead_names is not None:
-                signal = self._reorder_leads(signal, lead_names, report)
-            signal = self._resample(signal, rate)
-            signal = self._crop_or_pad(signal)
-            values = self._normalize(signal)
-            if not np.isfinite(values.astype(np.float32)).all():
-                raise ValueError("the prepared values are not finite (amplitudes beyond float32's range); rescale the "
-                                 "record, or keep outlier_policy='clip' if only a few samples are corrupt.")
-            return values, report
+            return self._prepare_window(signal, 0, rate, lead_names, names, report), report
         except ValueError as error:
             raise ValueError(f"{record}: {error}") from None
 
+    def _check_record(self, signal, sampling_rate, lead_names, channels_first):
+        """-> (leads-first signal, rate, the given lead names checked (or None), the names of its rows)."""
+        rate = check_sampling_rate(sampling_rate, self.sampling_rate)
+        if lead_names is not None:
+            lead_names = check_lead_names(lead_names)
+        signal = self._leads_first(signal, lead_names, channels_first)
+        if lead_names is not None:
+            lead_names = check_lead_names(lead_names, signal.shape[0])
+        elif signal.shape[0] != self.feature_size:
+            raise ValueError(
+                f"got {signal.shape[0]} leads but the model expects {self.feature_size}; pass `lead_names` to say "
+                "which leads these are (missing leads are derived or zero-filled)."
+            )
+        return signal, rate, lead_names, lead_names or self.lead_names
+
+    def _prepare_window(self, signal, start, rate, lead_names, names, report) -> np.ndarray:
+        """The window starting at input sample `start` -> (12, 5000). Only the samples it uses (its 10 s and the
+        resampling filter's reach) are read and converted: a 24 h record never becomes a 4 GB float64 copy."""
+        signal = read_span(signal, start, start + input_samples_needed(self.num_samples, rate, self.sampling_rate))
+        signal = self._repair_non_finite(signal, names, report)
+        signal = repair_outliers(signal, names, self.outlier_policy, report)
+        check_degenerate(signal, names, report)
+        if lead_names is not None:
+            signal = self._reorder_leads(signal, lead_names, report)
+        signal = self._resample(signal, rate)
+        signal = self._crop_or_pad(signal)
+        values = self._normalize(signal)
+        if not np.isfinite(values.astype(np.float32)).all():
+            raise ValueError("the prepared values are not finite (amplitudes beyond float32's range); rescale the "
+                             "record, or keep outlier_policy='clip' if only a few samples are corrupt.")
+        return values
+
     def _reorder_leads(self, signal, lead_names, report):
         """Model lead order; a lead that is neither given nor derivable from I and II is zero-filled and flagged."""
-        present = {lead_key(name) for name in lead_names}
-        derivable = {"I", "II"} <= present
-        zero_filled = [name for name in self.lead_names
-                       if lead_key(name) not in present and not (derivable and lead_key(name) in _LIMB_FORMULAS)]
-        signal = reorder_leads(signal, lead_names, self.lead_names)
+        signal, _, zero_filled = _reordered(signal, lead_names, self.lead_names)
         if zero_filled:
             report.flag(f"lead(s) {zero_filled} are missing and were filled with zeros.")
         return signal
 
     def _leads_first(self, signal, lead_names, channels_first):
+        if isinstance(signal, WfdbRecord):  # a file is read leads-first
+            return signal
         if signal.ndim != 2:
             raise ValueError(f"one ECG must have 2 dimensions (leads, time), got shape {signal.shape}.")
         if signal.size == 0:
@@ -453,11 +620,75 @@ CALL_KEYWORDS = ("ecg", "sampling_rate", "lead_names", "channels_first", "return
                  "strict", "return_quality")
 
 
+@dataclass
+class ECGWindow:
+    """One prepared window of a record: where it starts (seconds from the record's start), its `input_values`
+    (12, 5000) float32 and its own `quality` (`{"ok": bool, "issues": [str, ...]}`)."""
+
+    start_s: float
+    input_values: np.ndarray
+    quality: dict
+
+
+class ECGWindows:
+    """The consecutive windows of one record (`TamerFeatureExtractor.windows`), prepared one at a time as they are
+    iterated: at any moment only the current window's samples are in memory.
+
+    `len(windows)` and `start_seconds` are known before any sample is read; `quality` is the record's: its length
+    (a padded or left-out tail) and, once iterated, a summary of its windows' issues (flagged before the last window is
+    yielded, so the record's quality is complete when the last window arrives).
+    """
+
+    def __init__(self, extractor, signal, rate, lead_names, names, report, num_windows):
+        self.extractor = extractor
+        self.signal, self.rate, self.lead_names, self.names = signal, rate, lead_names, names
+        self.report = report
+        window = extractor.num_samples * rate / extractor.sampling_rate  # input samples per window (may be fractional)
+        self.starts = [round(index * window) for index in range(num_windows)]  # input samples
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    @property
+    def start_seconds(self) -> list[float]:
+        return [start / self.rate for start in self.starts]
+
+    @property
+    def quality(self) -> dict:
+        return self.report.as_dict()
+
+    def __iter__(self):
+        flagged = []  # (start in seconds, issues) of the windows with quality issues
+        last = len(self) - 1
+        for index, start in enumerate(self.starts):
+            start_s = start / self.rate
+            # one window: its issues are the record's, warned as `__call__` warns them
+            report = self.report if last == 0 else QualityReport(self.report.record, self.report.strict, warn=False)
+            try:
+                values = self.extractor._prepare_window(self.signal, start, self.rate, self.lead_names, self.names,
+                                                        report)
+            except ValueError as error:
+                where = "" if last == 0 else f"window at {start_s:g} s: "
+                raise ValueError(f"{self.report.record}: {where}{error}") from None
+            if report is not self.report and report.issues:
+                flagged.append((start_s, report.issues))
+            if index == last and flagged:
+                self.report.flag(_window_issues_summary(flagged, len(self)))
+            yield ECGWindow(start_s, values.astype(np.float32), report.as_dict())
+
+
+def _window_issues_summary(flagged, num_windows) -> str:
+    named = "; ".join(f"at {start_s:g} s: {' '.join(issues)}" for start_s, issues in flagged[:MAX_SPANS_MESSAGE])
+    more = f"; and {len(flagged) - MAX_SPANS_MESSAGE} more" if len(flagged) > MAX_SPANS_MESSAGE else ""
+    return f"{len(flagged)} of its {num_windows} windows have quality issues ({named}{more})."
+
+
 def _is_array_like_2d(item) -> bool:
     return (torch.is_tensor(item) or isinstance(item, np.ndarray)) and item.ndim == 2 or (
         isinstance(item, (list, tuple)) and len(item) > 0 and isinstance(item[0], (list, tuple, np.ndarray))
     )
 
 
-__all__ = ["TamerFeatureExtractor", "crop_or_pad", "input_samples_needed", "resampling_ratio", "interpolate_non_finite", "lead_key", "lead_rows", "read_wfdb",
+__all__ = ["TamerFeatureExtractor", "ECGWindow", "ECGWindows", "WfdbRecord", "crop_or_pad", "input_samples_needed",
+           "resampling_ratio", "interpolate_non_finite", "lead_key", "lead_rows", "read_span", "read_wfdb",
            "reorder_leads", "resample_poly", "resample_to_rate"]

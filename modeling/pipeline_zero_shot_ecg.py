@@ -12,17 +12,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModel, Pipeline
+from transformers import AutoModel
 from transformers.pipelines import PIPELINE_REGISTRY
+from transformers.pipelines.base import ChunkPipeline
 
 from .ecg_validation import is_dataframe, wfdb_record_name
 
 TASK = "zero-shot-ecg-classification"
 TEXT_CACHE_SIZE = 16  # distinct prompt lists whose embeddings are kept (one per label set in use)
 MAX_PROMPT_TOKENS = 256  # MERL tokenises label prompts with max_length 256 (reference/paper_code.md §2.5)
+WINDOW_AGGREGATIONS = ("mean", "max")
 
 
-class ZeroShotECGClassificationPipeline(Pipeline):
+class ZeroShotECGClassificationPipeline(ChunkPipeline):
     """Zero-shot ECG classification: the cosine between the ECG embedding z^e and each label prompt's embedding.
 
     ```python
@@ -34,9 +36,19 @@ class ZeroShotECGClassificationPipeline(Pipeline):
     ```
 
     Every entry carries its record's `quality`: `ok` is False when the feature extractor flagged the record (flat,
-    all-zero, clipped, amplitude implausible for mV, outlying samples, NaN/Inf repaired, padded or cut to 10 s), and
-    `issues` says what, in the words of the `ECGQualityWarning` it also raised; with `strict=True` such a record is an
-    error instead. A confident score on a record with `ok: False` is not to be trusted.
+    all-zero, clipped, amplitude implausible for mV, outlying samples, NaN/Inf repaired, padded to 10 s, a long
+    record's tail padded or left out, windows with such issues), and `issues` says what, in the words of the
+    `ECGQualityWarning` it also raised; with `strict=True` such a record is an error instead. A confident score on a
+    record with `ok: False` is not to be trusted.
+
+    Long records are scored window by window: the model sees 10 s (`feature_extractor.num_samples` at its rate), so a
+    longer record is cut into consecutive 10 s windows from its start (`TamerFeatureExtractor.windows`: a final part of
+    at least 5 s is zero-padded to a window, a shorter one is left out, each with a warning), each window is scored as
+    a 10 s record would be, and each label's score is the mean (`window_aggregation="mean"`, default) or the maximum
+    (`"max"`: "present somewhere", e.g. a paroxysmal rhythm) of its window scores. `return_window_scores=True` adds
+    `window_scores`, `window_starts` (seconds) and `window_quality` to every entry. Windows are read from the record
+    one at a time (a WFDB file is never loaded whole) and this is a `ChunkPipeline`: `batch_size=` runs the model on
+    that many windows at once, memory stays bounded by it.
 
     Scores:
     - `multi_label=False` (default): the labels compete; `softmax(cosine / config.zero_shot_temperature)` over the
@@ -82,6 +94,13 @@ class ZeroShotECGClassificationPipeline(Pipeline):
             top_k (`int`, optional): keep only the best `top_k` labels.
             sampling_rate (`float`): Hz of array inputs. lead_names (`list[str]`): their leads, in order.
             strict (`bool`, defaults to `False`): a record with a quality issue is a `ValueError` instead.
+            window_aggregation (`str`, defaults to `"mean"`): how a record longer than 10 s gets one score per label
+                from its windows' scores: `"mean"` or `"max"`. The window scores are the scores above (softmax,
+                sigmoid or raw cosine), so with `"max"` softmax scores no longer sum to 1.
+            return_window_scores (`bool`, defaults to `False`): add `window_scores` (one score per window),
+                `window_starts` (seconds from the record's start) and `window_quality` (each window's `quality`) to
+                every entry; a record up to 10 s has one window.
+            batch_size (`int`, optional): windows (of one or several records) given to the model at once.
 
         Returns:
             `[{"label": str, "score": float, "quality": {"ok": bool, "issues": [str]}}, ...]` sorted by decreasing
@@ -93,7 +112,8 @@ class ZeroShotECGClassificationPipeline(Pipeline):
 
     def _sanitize_parameters(self, candidate_labels=None, hypothesis_template=None, label_descriptions=None,
                              multi_label=None, negative_template=None, function_to_apply=None, top_k=None,
-                             sampling_rate=None, lead_names=None, strict=None, **kwargs):
+                             sampling_rate=None, lead_names=None, strict=None, window_aggregation=None,
+                             return_window_scores=None, **kwargs):
         if kwargs:
             raise TypeError(f"Unexpected argument(s) for {TASK}: {sorted(kwargs)}.")
         preprocess_params = {"sampling_rate": sampling_rate, "lead_names": lead_names}
@@ -124,6 +144,15 @@ class ZeroShotECGClassificationPipeline(Pipeline):
             if not isinstance(top_k, int) or top_k < 1:
                 raise ValueError(f"top_k must be a positive integer, got {top_k!r}.")
             postprocess_params["top_k"] = top_k
+        if window_aggregation is not None:
+            if window_aggregation not in WINDOW_AGGREGATIONS:
+                raise ValueError(f"window_aggregation must be one of {WINDOW_AGGREGATIONS}, got "
+                                 f"{window_aggregation!r}.")
+            postprocess_params["window_aggregation"] = window_aggregation
+        if return_window_scores is not None:
+            if not isinstance(return_window_scores, bool):
+                raise ValueError(f"return_window_scores must be True or False, got {return_window_scores!r}.")
+            postprocess_params["return_window_scores"] = return_window_scores
         return preprocess_params, {}, postprocess_params
 
     def preprocess(self, inputs, candidate_labels=None, hypothesis_template="{}", label_descriptions=None,
@@ -138,26 +167,24 @@ class ZeroShotECGClassificationPipeline(Pipeline):
         if label_descriptions and not set(label_descriptions) & set(candidate_labels):
             raise ValueError(f"None of the label_descriptions keys {sorted(label_descriptions)} is a candidate label "
                              f"({candidate_labels}); the keys must be the labels themselves.")
-        features = self.feature_extractor(
-            _check_input(inputs), sampling_rate=sampling_rate, lead_names=lead_names, return_tensors="pt",
-            strict=strict, return_quality=True,
-        )
-        input_values = features["input_values"]  # (1, 12, 5000)
-        if input_values.shape[0] != 1:
-            raise ValueError(
-                f"Got a batch of {input_values.shape[0]} ECGs as one input; pass a list of ECGs to classify several."
-            )
         prompts = make_prompts(candidate_labels, hypothesis_template, label_descriptions)
         if multi_label:
             check_template(negative_template, "negative_template")
         negative_prompts = [negative_template.format(prompt) for prompt in prompts] if multi_label else []
-        return {
-            "input_values": input_values.to(self.dtype),
-            "candidate_labels": list(candidate_labels),
-            "prompts": prompts,
-            "negative_prompts": negative_prompts,
-            "quality": features["quality"][0],
-        }
+        windows = self.feature_extractor.windows(_check_input(inputs), sampling_rate=sampling_rate,
+                                                 lead_names=lead_names, strict=strict)
+        last = len(windows) - 1
+        for index, window in enumerate(windows):
+            yield {
+                "input_values": torch.from_numpy(window.input_values[None]).to(self.dtype),  # (1, 12, 5000)
+                "candidate_labels": list(candidate_labels),
+                "prompts": prompts,
+                "negative_prompts": negative_prompts,
+                "window_start": window.start_s,
+                "window_quality": window.quality,
+                "quality": windows.quality if index == last else None,  # complete once the last window is prepared
+                "is_last": index == last,
+            }
 
     def _forward(self, model_inputs):
         candidate_labels = model_inputs["candidate_labels"]
@@ -168,23 +195,39 @@ class ZeroShotECGClassificationPipeline(Pipeline):
             prompts, negative_prompts = prompts[0], negative_prompts[0]
         ecg_embeds = self.model.get_ecg_features(input_values=model_inputs["input_values"])  # (B, D)
         cosine = ecg_embeds @ self._text_embeds(prompts).T  # (B, C)
-        outputs = {"cosine": cosine, "candidate_labels": candidate_labels, "quality": model_inputs["quality"]}
+        outputs = {"cosine": cosine}  # first: transformers reads the batch size from the first entry
         if negative_prompts:
             outputs["negative_cosine"] = ecg_embeds @ self._text_embeds(negative_prompts).T  # (B, C)
+        for key in ("candidate_labels", "window_start", "window_quality", "quality", "is_last"):
+            outputs[key] = model_inputs[key]
         return outputs
 
-    def postprocess(self, model_outputs, multi_label=False, function_to_apply="default", top_k=None):
-        cosine = model_outputs["cosine"][0].float()  # (C,)
+    def postprocess(self, model_outputs, multi_label=False, function_to_apply="default", top_k=None,
+                    window_aggregation="mean", return_window_scores=False):
+        """`model_outputs`: one entry per window of the record, in order."""
+        cosine = torch.cat([output["cosine"] for output in model_outputs]).float()  # (W, C)
         temperature = self.model.config.zero_shot_temperature
         if function_to_apply == "none":
-            scores = cosine
+            window_scores = cosine
         elif multi_label:
-            scores = torch.sigmoid((cosine - model_outputs["negative_cosine"][0].float()) / temperature)
+            negative_cosine = torch.cat([output["negative_cosine"] for output in model_outputs]).float()  # (W, C)
+            window_scores = torch.sigmoid((cosine - negative_cosine) / temperature)
         else:
-            scores = torch.softmax(cosine / temperature, dim=0)
-        ranked = sorted(zip(scores.tolist(), model_outputs["candidate_labels"]), key=lambda pair: -pair[0])
-        quality = model_outputs["quality"]
-        return [{"label": label, "score": score, "quality": quality} for score, label in ranked[:top_k]]
+            window_scores = torch.softmax(cosine / temperature, dim=-1)
+        if window_aggregation == "max":
+            scores = window_scores.amax(dim=0)  # (C,)
+        else:
+            scores = window_scores.double().mean(dim=0)  # (C,); float64 so that 8640 windows add up exactly enough
+        labels, quality = model_outputs[0]["candidate_labels"], model_outputs[-1]["quality"]
+        ranked = sorted(zip(scores.tolist(), range(len(labels))), key=lambda pair: -pair[0])
+        results = [{"label": labels[column], "score": score, "quality": quality} for score, column in ranked[:top_k]]
+        if return_window_scores:
+            starts = [output["window_start"] for output in model_outputs]
+            window_quality = [output["window_quality"] for output in model_outputs]
+            for entry, (_, column) in zip(results, ranked):
+                entry.update(window_scores=window_scores[:, column].tolist(), window_starts=starts,
+                             window_quality=window_quality)
+        return results
 
     def _text_embeds(self, prompts: list[str]) -> torch.Tensor:
         """Prompt embeddings (C, D), cached per prompt list: the frozen text encoder gives the same answer every call,
@@ -332,4 +375,4 @@ def register_pipeline() -> None:
 
 
 __all__ = ["ZeroShotECGClassificationPipeline", "ZeroShotPipelineConfigMixin", "pipeline_listing", "check_template",
-           "make_prompts", "prompt_max_length", "register_pipeline", "TASK"]
+           "make_prompts", "prompt_max_length", "register_pipeline", "TASK", "WINDOW_AGGREGATIONS"]
