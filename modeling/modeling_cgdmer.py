@@ -32,6 +32,7 @@ from .ecg_losses import GatherFn, check_pairs, siglip_loss
 from .ecg_masking import (IGNORE_INDEX, TokenMask, keep_tokens, mask_tokens_for_mlm, spatiotemporal_mask,
                           token_mask_from_mask, unshuffle_tokens)
 from .ecg_model_inputs import check_input_values, check_text_inputs
+from .ecg_saving import NormalPermissionsMixin
 
 # ----------------------------------------------------------------------------------------------------------------------
 # ECG encoder and decoder over lead x time patches
@@ -242,7 +243,7 @@ class CgdmerModalityFeatures(ModelOutput):
     decoder_input: torch.FloatTensor | None = None  # (B, n, 2 D) or the encoder tokens
 
 
-class CgdmerPreTrainedModel(PreTrainedModel):
+class CgdmerPreTrainedModel(NormalPermissionsMixin, PreTrainedModel):
     config: CgdmerConfig
     base_model_prefix = "cgdmer"
     main_input_name = "input_values"

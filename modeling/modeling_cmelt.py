@@ -32,6 +32,7 @@ from .ecg_layers import TransformerLayer, sinusoidal_position_embedding
 from .ecg_losses import GatherFn, siglip_loss
 from .ecg_masking import IGNORE_INDEX, TokenMask, keep_tokens, random_token_mask, unshuffle_tokens
 from .ecg_model_inputs import check_finite, check_input_values, check_text_inputs
+from .ecg_saving import NormalPermissionsMixin
 
 # ----------------------------------------------------------------------------------------------------------------------
 # ECG encoder
@@ -271,7 +272,7 @@ class CmeltOutput(ModelOutput):
     mem_mask: torch.FloatTensor | None = None
 
 
-class CmeltPreTrainedModel(PreTrainedModel):
+class CmeltPreTrainedModel(NormalPermissionsMixin, PreTrainedModel):
     config: CmeltConfig
     base_model_prefix = "cmelt"
     main_input_name = "input_values"

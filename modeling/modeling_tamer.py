@@ -31,6 +31,7 @@ from .ecg_classification import ECGClassificationMixin, classification_head, unu
 from .ecg_layers import AttentionPool, ResidualBlock, ResNetEncoder, SelfAttentionBlock  # noqa: F401 (ResidualBlock: _no_split_modules)
 from .ecg_losses import GatherFn, contrastive_loss
 from .ecg_model_inputs import check_attention_mask, check_input_values, check_text_inputs
+from .ecg_saving import NormalPermissionsMixin
 from .ecg_signal import stft_frame_count, stft_magnitude
 
 logger = logging.get_logger(__name__)
@@ -137,7 +138,7 @@ class TamerTextEncoding(ModelOutput):
     word_weights: torch.FloatTensor | None = None  # (B, L), zero on [CLS], [SEP] and padding
 
 
-class TamerPreTrainedModel(PreTrainedModel):
+class TamerPreTrainedModel(NormalPermissionsMixin, PreTrainedModel):
     config: TamerConfig
     base_model_prefix = "tamer"
     main_input_name = "input_values"

@@ -35,6 +35,7 @@ import torch
 
 from .distributed import gather_with_grad, is_distributed
 from .families import DEFAULT_MODEL_TYPE, ModelFamily, ecg_input_values, family_names, get_family
+from .modeling.ecg_saving import give_umask_permissions
 from .modeling.pipeline_zero_shot_ecg import check_template
 
 QUICK_START_RECORDS = 4000  # synthetic records generated in-process (~80 % train, 10 % validation, 10 % test)
@@ -269,6 +270,28 @@ def load_corpus(args):
     renames = {args.ecg_column: "ecg", args.report_column: "report"}
     renames = {old: new for old, new in renames.items() if old != new}
     return corpus.rename_columns(renames) if renames else corpus
+
+
+class NullReportsWarning(UserWarning):
+    """Training rows without a report (null, NaN or blank) were left out of pre-training."""
+
+
+def is_null_report(report) -> bool:
+    return report is None or (isinstance(report, float) and math.isnan(report)) or not str(report).strip()
+
+
+def drop_null_reports(train_set):
+    """`train_set` without the rows whose report is null, NaN or blank, with a NullReportsWarning counting them
+    (they would otherwise be trained on as the text "None" or "nan"); InputError when no row has a report."""
+    keep = [index for index, report in enumerate(train_set["report"]) if not is_null_report(report)]
+    dropped = len(train_set) - len(keep)
+    if not dropped:
+        return train_set
+    if not keep:
+        raise InputError(f"every one of the {len(train_set)} training reports is null or empty: check --report_column.")
+    warnings.warn(f"left out {dropped} of {len(train_set)} training rows whose report is null, NaN or empty.",
+                  NullReportsWarning, stacklevel=2)
+    return train_set.select(keep)
 
 
 @dataclass
@@ -647,6 +670,7 @@ def save_checkpoint(accelerator, output_dir: str, step: int, total_limit: int, p
     if kill_midway:
         os.kill(os.getpid(), signal.SIGKILL)
     if accelerator.is_main_process:
+        give_umask_permissions(glob.glob(os.path.join(glob.escape(partial), "**", "*.safetensors"), recursive=True))
         if processor is not None:
             processor.save_pretrained(os.path.join(partial, "processor"))
         for name, value in (records or {}).items():
@@ -727,6 +751,7 @@ def pretrain(args) -> dict:
     train_set = corpus[args.train_split]
     if args.max_train_samples is not None:
         train_set = train_set.select(range(min(args.max_train_samples, len(train_set))))
+    train_set = drop_null_reports(train_set)
     reports = ReportTable.from_reports(train_set["report"])
     train_set = train_set.select_columns(["ecg"]).add_column("report_id", reports.row_report_ids.tolist())
     train_set = train_set.add_column("row_index", list(range(len(train_set))))  # seeds each batch's draws
@@ -907,7 +932,7 @@ def _validate(accelerator, model, processor, validation_set, args, step) -> dict
 
 __all__ = [
     "InputError", "build_arg_parser", "parse_args", "resolve_args", "per_process_batch_size", "load_corpus",
-    "ReportTable", "shared_tokenizer", "training_loss", "zero_shot_auc", "recompute_batchnorm_statistics",
+    "NullReportsWarning", "ReportTable", "drop_null_reports", "shared_tokenizer", "training_loss", "zero_shot_auc", "recompute_batchnorm_statistics",
     "precise_bn_batches", "make_optimizer", "make_scheduler", "tri_stage_factor", "jsonl_tracker_class",
     "make_trackers", "save_checkpoint", "resolve_checkpoint", "list_checkpoints", "plan_schedule", "pretrain",
     "gather_with_grad", "is_distributed", "QUICK_START_RECORDS",

@@ -231,3 +231,81 @@ def test_a_classification_head_refuses_non_finite_labels_and_a_training_batch_of
     model.eval()
     with torch.no_grad():
         assert model(ecg[:1]).logits.shape == (1, 3)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# k. null reports in the pre-training data
+
+
+def test_null_reports_are_left_out_with_a_warning_counting_them():
+    from datasets import Dataset
+
+    from tamer_hf.training import InputError, NullReportsWarning, drop_null_reports
+
+    reports = ["sinus rhythm.", None, float("nan"), "", "   ", "atrial fibrillation.", "None of the above."]
+    train_set = Dataset.from_dict({"report": [None if r != r else r for r in reports], "row": list(range(7))})
+    with pytest.warns(NullReportsWarning, match="left out 4 of 7 training rows"):
+        kept = drop_null_reports(train_set)
+    assert kept["row"] == [0, 5, 6] and kept["report"][2] == "None of the above."
+    with pytest.raises(InputError, match="every one of the 3 training reports is null or empty"):
+        drop_null_reports(Dataset.from_dict({"report": [None, "", " "]}))
+
+
+def test_pretraining_on_a_corpus_of_null_reports_is_a_usage_error(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+    from datasets import Dataset
+
+    ecg = (np.random.default_rng(0).standard_normal((12, 5000)) * 0.3).astype("float32").tolist()
+    Dataset.from_dict({"ecg": [ecg] * 4, "report": [None, "", None, " "]}).to_parquet(str(tmp_path / "c.parquet"))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run(
+        [sys.executable, "-m", "tamer_hf", "pretrain", "--dataset", str(tmp_path / "c.parquet"), "--model_preset",
+         "tiny", "--batch_size", "2", "--max_steps", "1", "--report_to", "none", "--output_dir", str(tmp_path / "run")],
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": repo}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].endswith("every one of the 4 training reports is null or empty: "
+                                                         "check --report_column.")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# m. saved files readable as any new file
+
+
+def umask_mode():
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@pytest.mark.parametrize("model_type", FAMILIES)
+def test_saved_weights_have_the_umask_permissions(model_type, tmp_path):
+    import os
+
+    model, _ = inputs(model_type)
+    model.save_pretrained(tmp_path)
+    for name in ("model.safetensors", "config.json"):
+        assert os.stat(tmp_path / name).st_mode & 0o777 == umask_mode(), name
+
+
+def test_checkpoint_weights_have_the_umask_permissions(tmp_path):
+    import os
+
+    from accelerate import Accelerator
+
+    from tamer_hf.training import save_checkpoint
+
+    model, processor = tiny_model_and_processor()
+    accelerator = Accelerator(cpu=True)
+    accelerator.prepare(model)
+    save_checkpoint(accelerator, str(tmp_path), step=1, total_limit=0, processor=processor)
+    weights = list(tmp_path.rglob("*.safetensors"))
+    assert weights
+    for path in weights:
+        assert os.stat(path).st_mode & 0o777 == umask_mode(), path

@@ -164,8 +164,11 @@ def test_code_test_exam_ids_units_and_project_split(ds_code_raw, tmp_path):
 
 def test_code_test_bad_input_is_named(ds_code_raw, tmp_path):
     raw, tracings = ds_code_raw
-    with pytest.raises(FileNotFoundError, match="ecg_tracings.hdf5 not found"):
+    with pytest.raises(FileNotFoundError, match="raw_dir does not exist"):
         code_test.build(tmp_path / "nowhere", tmp_path / "o")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="ecg_tracings.hdf5 not found"):
+        code_test.build(tmp_path / "empty", tmp_path / "o")
     broken = tmp_path / "broken"
     write_code(broken, tracings)
     pd.read_csv(broken / "annotations" / "gold_standard.csv").drop(columns=["SB"]).to_csv(
@@ -435,7 +438,7 @@ def test_bad_invocations_exit_2_with_one_error_line(ds_table, tmp_path):
         "table path": (["datasets_scripts.custom", "--raw_dir", str(tmp_path / "gone.parquet"), "--output_dir",
                         str(tmp_path / "b"), "--sampling_rate", "250"], "gone.parquet does not exist"),
         "code dir": (["datasets_scripts.code_test", "--raw_dir", str(tmp_path / "no_code"), "--output_dir",
-                      str(tmp_path / "c")], "ecg_tracings.hdf5 not found"),
+                      str(tmp_path / "c")], "raw_dir does not exist"),
     }
     processes = {name: subprocess.Popen([sys.executable, "-m", *args], cwd=REPO, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True) for name, (args, _) in cases.items()}
