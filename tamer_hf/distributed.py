@@ -37,4 +37,17 @@ def gather_with_grad(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     return torch.cat(pieces), dist.get_rank() * tensor.shape[0]
 
 
-__all__ = ["gather_with_grad", "is_distributed"]
+def end_training(accelerator) -> None:
+    """`accelerator.end_training()` (trackers closed, process group destroyed) once the DDP wrapper is gone.
+
+    Callers first drop their own references to the prepared model (`model = None`). The order matters with gloo
+    (CPU): when DDP's reducer holds the last reference to the process group, the group's destructor joins gloo's
+    worker thread without releasing the GIL, while that thread may still need the GIL to free the tensors of the last
+    collective, and the process hangs at exit (pytorch/pytorch#56297; one two-process run in about ten stalled so
+    here). With the reducer freed first, the group dies in `destroy_process_group`, whose destructor releases the
+    GIL."""
+    accelerator.free_memory()  # the accelerator's own references to the prepared objects, then a gc pass
+    accelerator.end_training()
+
+
+__all__ = ["end_training", "gather_with_grad", "is_distributed"]

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from .distributed import end_training
 from .families import ecg_input_values, get_family
 from .modeling.ecg_classification import ECGClassificationMixin
 from .training import (LR_SCHEDULERS, InputError, make_optimizer, make_scheduler, make_trackers, tracker_names,
@@ -466,7 +467,8 @@ def finetune(args) -> dict:
         with open(os.path.join(args.output_dir, "results.json"), "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    model = optimizer = None  # DDP's reducer dies before the process group (tamer_hf.distributed.end_training)
+    end_training(accelerator)
     return results
 
 

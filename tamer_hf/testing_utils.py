@@ -2,6 +2,7 @@
 stand-ins and fresh-process checks that prove a saved folder needs no tamer_hf, multi-process launches on CPU, and
 where the real PhysioNet sample records are."""
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -245,6 +246,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def kill_process_trees(pids: list[int]) -> None:
+    """SIGKILL each process and all its descendants (torchrun starts its workers in sessions of their own, so a
+    process-group kill would leave them running, holding the test's pipes)."""
+    import psutil
+
+    processes = []
+    for pid in pids:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            parent = psutil.Process(pid)
+            processes += [parent, *parent.children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(processes, timeout=30)
+
+
 def accelerate_launch(num_processes: int, script_and_args: list, cwd: str, timeout: int = LAUNCH_TIMEOUT_S,
                       num_machines: int = 1):
     """`accelerate launch` of `script_and_args` on `num_processes` CPU processes of this machine: gloo over the
@@ -252,11 +269,14 @@ def accelerate_launch(num_processes: int, script_and_args: list, cwd: str, timeo
     With `num_machines` > 1, one launch per "machine" (`--machine_rank`), all on localhost, `num_processes` in all
     (a multi-node run in miniature); the result is machine 0's.
 
-    A 2-process gloo launch on CPU has stalled about once in 20 launches here (workers armed with
-    `arm_hang_timeout` then exit with their stacks, "Timeout (0:..."): such a launch is retried once on a new port,
-    with a warning that shows the stacks. Returns the CompletedProcess."""
+    A launch that outlives `timeout` is killed with all its processes, and a failure reports every machine's stderr
+    (workers armed with `arm_hang_timeout` print their stacks). Two-process launches used to stall about once in ten
+    at exit, in a torch deadlock between DDP's reducer and gloo (fixed by `tamer_hf.distributed.end_training`); a
+    stalled launch is still retried once on a new port, with a warning that shows the stacks, so that a new stall is
+    visible in the test report without failing the run. Returns the CompletedProcess."""
     import subprocess
     import sys
+    import time
     import warnings
 
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": cwd,
@@ -272,18 +292,28 @@ def accelerate_launch(num_processes: int, script_and_args: list, cwd: str, timeo
 
     def run(port: int):
         machines = [subprocess.Popen(command(port, rank), env=env, cwd=cwd, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True) for rank in range(num_machines)]
-        try:
-            outputs = [machine.communicate(timeout=timeout) for machine in machines]
-        finally:
-            for machine in machines:
-                machine.kill()
-        done = [subprocess.CompletedProcess(m.args, m.returncode, out, err) for m, (out, err) in zip(machines, outputs)]
+                                     stderr=subprocess.PIPE, text=True)
+                    for rank in range(num_machines)]
+        deadline = time.monotonic() + timeout
+        done = []
+        for machine in machines:
+            try:
+                out, err = machine.communicate(timeout=max(deadline - time.monotonic(), 1))
+            except subprocess.TimeoutExpired:
+                kill_process_trees([launch.pid for launch in machines])
+                out, err = machine.communicate()
+                err += f"\n[accelerate_launch] killed: the launch did not finish within {timeout} s\n"
+            done.append(subprocess.CompletedProcess(machine.args, machine.returncode, out, err))
         failed = [result for result in done if result.returncode != 0]
-        return failed[0] if failed else done[0]
+        if not failed:
+            return done[0]
+        # the first failure, with every machine's stderr: a hang on one machine shows as a wait on the other
+        report = "\n".join(f"--- machine {rank} (status {result.returncode}) ---\n{result.stderr[-3000:]}"
+                           for rank, result in enumerate(done)) if num_machines > 1 else failed[0].stderr
+        return subprocess.CompletedProcess(failed[0].args, failed[0].returncode, failed[0].stdout, report)
 
     done = run(free_port())
-    if done.returncode != 0 and "Timeout (0:" in done.stderr:
+    if done.returncode != 0 and ("Timeout (0:" in done.stderr or "[accelerate_launch] killed" in done.stderr):
         warnings.warn("distributed worker stalled; retried once. Stacks:\n" + done.stderr[-3000:])
         done = run(free_port())
     return done

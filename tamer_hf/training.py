@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .distributed import gather_with_grad, is_distributed
+from .distributed import end_training, gather_with_grad, is_distributed
 from .families import DEFAULT_MODEL_TYPE, ModelFamily, ecg_input_values, family_names, get_family
 from .modeling.ecg_saving import give_umask_permissions
 from .modeling.pipeline_zero_shot_ecg import check_template
@@ -912,7 +912,8 @@ def pretrain(args) -> dict:
         write_model_card(args.output_dir, summary)
         accelerator.print(f"Saved model, processor and model card to {args.output_dir}")
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    model = optimizer = train_loader = final_model = None  # DDP's reducer dies before the process group
+    end_training(accelerator)
     return summary
 
 

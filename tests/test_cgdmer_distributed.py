@@ -29,7 +29,7 @@ def worker(out: str, per_process: int, tokenizer_dir: str) -> None:
     from transformers import AutoTokenizer
 
     from datasets_scripts.synthetic import iter_records
-    from tamer_hf.distributed import gather_with_grad
+    from tamer_hf.distributed import end_training, gather_with_grad
     from tamer_hf.modeling.ecg_masking import mask_tokens_for_mlm, spatiotemporal_mask
     from tamer_hf.testing_utils import tiny_cgdmer_model_and_processor
 
@@ -69,7 +69,8 @@ def worker(out: str, per_process: int, tokenizer_dir: str) -> None:
         torch.save({"loss": loss, "parts": parts, "grads": grads, "num_processes": accelerator.num_processes,
                     "masked_tokens": counts}, out)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    model = None  # DDP's reducer dies before the process group (tamer_hf.distributed.end_training)
+    end_training(accelerator)
 
 
 def launch(out, num_processes: int, per_process: int, tokenizer_dir):

@@ -31,7 +31,7 @@ def worker(out: str, per_process: int, tokenizer_dir: str) -> None:
     from transformers import AutoTokenizer
 
     from datasets_scripts.synthetic import iter_records
-    from tamer_hf.distributed import gather_with_grad
+    from tamer_hf.distributed import end_training, gather_with_grad
     from tamer_hf.modeling.ecg_masking import mask_tokens_for_mlm
     from tamer_hf.testing_utils import tiny_cmelt_model_and_processor
 
@@ -73,7 +73,8 @@ def worker(out: str, per_process: int, tokenizer_dir: str) -> None:
                  if p.grad is not None}
         torch.save({"loss": loss, "parts": parts, "grads": grads, "num_processes": accelerator.num_processes}, out)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    model = None  # DDP's reducer dies before the process group (tamer_hf.distributed.end_training)
+    end_training(accelerator)
 
 
 def launch(out, num_processes: int, per_process: int, tokenizer_dir):

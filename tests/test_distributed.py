@@ -34,6 +34,7 @@ def worker(out: str, per_process: int) -> None:
     from tamer_hf import TamerFeatureExtractor, TamerModel, TamerProcessor
     from tamer_hf.testing_utils import tiny_config
     from tamer_hf.text import SPECIAL_TOKENS
+    from tamer_hf.distributed import end_training
     from tamer_hf.training import gather_with_grad, training_loss
 
     accelerator = Accelerator()
@@ -63,7 +64,8 @@ def worker(out: str, per_process: int) -> None:
         torch.save({"loss": mean_loss, "parts": parts, "grads": grads, "num_processes": accelerator.num_processes,
                     "processes_on_this_machine": int(os.environ.get("LOCAL_WORLD_SIZE", 1))}, out)
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    model = None  # DDP's reducer dies before the process group (tamer_hf.distributed.end_training)
+    end_training(accelerator)
 
 
 def launch(out, num_processes: int, per_process: int):
