@@ -46,7 +46,7 @@ WFDB_PLAIN_FORMATS = {
     "32": ("<i4", 0, -(2**31)),
     "80": ("u1", 128, -(2**7)),  # 8-bit offset binary
 }
-MAX_SPANS_MESSAGE = 3  # windows named in a long record's quality summary
+MAX_NAMED_WINDOWS = 3  # windows named in a long record's quality summary
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -286,9 +286,11 @@ class WfdbRecord:
         frame = self.shape[0] * dtype.itemsize
         stored = np.fromfile(data_file, dtype=dtype, count=(stop - start) * self.shape[0],
                              offset=byte_offset + start * frame).reshape(-1, self.shape[0]).T  # (C, span)
-        digital = stored.astype(np.float64) - value_offset
-        signal = (digital - baseline[:, None]) / gain[:, None]
-        signal[digital == invalid] = np.nan
+        # integers: subtracting the offset and the baseline at once is exact, as wfdb's (d - baseline) / gain
+        signal = (stored - (baseline + value_offset)[:, None]) / gain[:, None]
+        invalid_samples = stored == invalid + value_offset
+        if invalid_samples.any():
+            signal[invalid_samples] = np.nan
         return signal * self._to_mv[:, None]
 
     def _plain_layout(self, header):
@@ -645,6 +647,7 @@ class ECGWindows:
         self.report = report
         window = extractor.num_samples * rate / extractor.sampling_rate  # input samples per window (may be fractional)
         self.starts = [round(index * window) for index in range(num_windows)]  # input samples
+        self._summarised = False
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -672,14 +675,15 @@ class ECGWindows:
                 raise ValueError(f"{self.report.record}: {where}{error}") from None
             if report is not self.report and report.issues:
                 flagged.append((start_s, report.issues))
-            if index == last and flagged:
+            if index == last and flagged and not self._summarised:
                 self.report.flag(_window_issues_summary(flagged, len(self)))
+                self._summarised = True  # a second pass over the windows does not add it again
             yield ECGWindow(start_s, values.astype(np.float32), report.as_dict())
 
 
 def _window_issues_summary(flagged, num_windows) -> str:
-    named = "; ".join(f"at {start_s:g} s: {' '.join(issues)}" for start_s, issues in flagged[:MAX_SPANS_MESSAGE])
-    more = f"; and {len(flagged) - MAX_SPANS_MESSAGE} more" if len(flagged) > MAX_SPANS_MESSAGE else ""
+    named = "; ".join(f"at {start_s:g} s: {' '.join(issues)}" for start_s, issues in flagged[:MAX_NAMED_WINDOWS])
+    more = f"; and {len(flagged) - MAX_NAMED_WINDOWS} more" if len(flagged) > MAX_NAMED_WINDOWS else ""
     return f"{len(flagged)} of its {num_windows} windows have quality issues ({named}{more})."
 
 
