@@ -7,6 +7,7 @@ extractor's (`tamer_hf.modeling.feature_extraction_tamer`); this module adds the
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -18,8 +19,9 @@ from datasets import Array2D, ClassLabel, Features, List, Value
 
 from tamer_hf.modeling.configuration_tamer import CANONICAL_LEADS
 from tamer_hf.modeling.feature_extraction_tamer import (UNIT_TO_MV, crop_or_pad, interpolate_non_finite, lead_rows,
-                                                        read_wfdb as read_wfdb_with_library, resample_to_rate)
+                                                        resample_to_rate)
 
+from . import wfdb_reader
 from .log import get_logger
 
 logger = get_logger(__name__)
@@ -68,17 +70,14 @@ def ecg_features(label_list=None, with_report: bool = False, signal_dtype: str =
     return Features(columns)
 
 
-def in_memory_split(signals: np.ndarray, columns: dict, features: Features, description: str, fingerprint: str):
-    """A Dataset held in memory whose `ecg` column is `signals` (N, 12, T) itself, not a copy.
+def ecg_arrow_table(signals: np.ndarray, columns: dict, features: Features):
+    """A pyarrow Table in `features`' schema whose `ecg` column is `signals` (N, 12, T) itself, not a copy.
 
-    `Dataset.from_dict` turns each record into Python lists first, and a Dataset built without a fingerprint hashes
-    its whole table to make one: either costs several times the signal's size in peak memory (4,000 records: 1 GB of
-    signal, 5.8 GB peak). Here the signal becomes Arrow list arrays over the same buffer, the small columns go
-    through `from_dict`, and `fingerprint` (which must name everything the data depends on) is given.
+    Going through `Dataset.from_dict` or `ArrowWriter.write(row)` turns each record into Python lists or per-row
+    arrays first: several times the signal's size in memory and most of the preparation time. Here the signal
+    becomes Arrow list arrays over the same buffer; only the small columns (`columns`: name -> list) are encoded.
     """
     import pyarrow as pa
-    from datasets import Dataset, DatasetInfo
-    from datasets.table import InMemoryTable
 
     count, leads, length = signals.shape
     values = pa.array(np.ascontiguousarray(signals).reshape(-1))  # zero-copy view of float32 / float16 samples
@@ -87,9 +86,21 @@ def in_memory_split(signals: np.ndarray, columns: dict, features: Features, desc
     records = pa.ListArray.from_arrays(pa.array(np.arange(0, count * leads + 1, leads, dtype=np.int64)), rows)
     ecg = pa.ExtensionArray.from_storage(features["ecg"](), records.cast(features["ecg"]().storage_type))
     others = Features({name: feature for name, feature in features.items() if name != "ecg"})
-    small = Dataset.from_dict(columns, features=others).data.table
+    small = pa.Table.from_pydict(others.encode_batch(columns), schema=others.arrow_schema)
     arrays = {name: (ecg if name == "ecg" else small.column(name)) for name in features}
-    table = pa.table(arrays, schema=features.arrow_schema)
+    return pa.table(arrays, schema=features.arrow_schema)
+
+
+def in_memory_split(signals: np.ndarray, columns: dict, features: Features, description: str, fingerprint: str):
+    """A Dataset held in memory whose `ecg` column is `signals` (N, 12, T) itself, not a copy.
+
+    A Dataset built without a fingerprint hashes its whole table to make one (4,000 records: 1 GB of signal, 5.8 GB
+    peak with `from_dict`); `fingerprint` (which must name everything the data depends on) is given.
+    """
+    from datasets import Dataset, DatasetInfo
+    from datasets.table import InMemoryTable
+
+    table = ecg_arrow_table(signals, columns, features)
     return Dataset(InMemoryTable(table), info=DatasetInfo(description=description, features=features),
                    fingerprint=fingerprint)
 
@@ -207,17 +218,26 @@ def label_indices(names, label_list) -> list[int]:
 def reorder_leads(signal: np.ndarray, lead_names) -> np.ndarray:
     """(n_leads, T) in the record's order -> (12, T) in LEADS order, matching leads by name (fixes MIMIC's aVF/aVL);
     other leads are ignored, a missing one drops the record."""
+    return signal[_canonical_rows(tuple(lead_names))]
+
+
+@functools.lru_cache(maxsize=256)
+def _canonical_rows(lead_names: tuple) -> list[int]:
+    """Record rows in LEADS order; cached: a corpus has a handful of lead orders, and matching names costs more
+    than reading a record."""
     rows = lead_rows(lead_names, LEADS)
     missing = [lead for target, lead in enumerate(LEADS) if target not in rows]
     if missing:
         raise DropRecord(f"missing leads {','.join(missing)}")
-    return signal[[rows[target] for target in range(len(LEADS))]]
+    return [rows[target] for target in range(len(LEADS))]
 
 
 def resample_to_target(signal: np.ndarray, fs: float) -> np.ndarray:
     """(12, T) at `fs` -> (12, T * 500 / fs) by polyphase filtering; no-op at 500 Hz."""
     if fs <= 0:
         raise DropRecord(f"invalid sampling rate {fs}")
+    if fs == TARGET_FS:
+        return signal
     return resample_to_rate(signal, fs, TARGET_FS).astype(np.float32, copy=False)
 
 
@@ -244,76 +264,38 @@ def standardize_signal(signal: np.ndarray, lead_names, fs: float, anchor: str = 
     if signal.ndim != 2 or signal.shape[1] < 2:
         raise DropRecord(f"unexpected signal shape {signal.shape}")
     signal = reorder_leads(signal.astype(np.float32, copy=False), lead_names)  # (12, T)
-    signal = repair_nonfinite(signal)
+    if not np.isfinite(signal.sum()):  # one pass without a mask; the sum of finite samples overflows only for junk
+        signal = repair_nonfinite(signal)
     signal = fit_length(resample_to_target(signal, fs), TARGET_LEN, anchor)  # (12, 5000)
-    if drop_flat_leads and (np.ptp(signal, axis=1) < FLAT_LEAD_PTP_MV).any():
+    if drop_flat_leads and (signal.max(axis=1) - signal.min(axis=1) < FLAT_LEAD_PTP_MV).any():
         raise DropRecord("flat lead (no signal)")
     return np.ascontiguousarray(signal, dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# WFDB reading: a numpy fast path for format 16 (MIMIC, PTB-XL, CinC .mat) with wfdb as the general fallback
+# WFDB reading: `wfdb_reader` (numpy for one-file format 16/212, wfdb.rdsamp otherwise), with the builders' drops
 # ----------------------------------------------------------------------------------------------------------------
-def _parse_header(header_path: Path):
-    """Minimal WFDB header parse for the single-file, format-16 case; None when the fast path does not apply."""
-    lines = [ln.strip() for ln in header_path.read_text(errors="replace").splitlines()]
-    lines = [ln for ln in lines if ln and not ln.startswith("#")]
-    record = lines[0].split()
-    if "/" in record[0] or len(record) < 4:
-        return None  # multi-segment record or no sample count
-    n_sig, fs, n_samp = int(record[1]), float(record[2].split("/")[0].split("(")[0]), int(record[3])
-    files, offsets, gains, baselines, units, names = set(), set(), [], [], [], []
-    for line in lines[1:1 + n_sig]:
-        parts = line.split()
-        fmt, _, offset = parts[1].partition("+")
-        if fmt not in ("16", "16x1"):
-            return None
-        files.add(parts[0])
-        offsets.add(int(offset or 0))
-        gain_field = parts[2] if len(parts) > 2 else "200"
-        gain_text, _, unit = gain_field.partition("/")
-        gain_value, _, baseline_text = gain_text.partition("(")
-        adc_zero = int(parts[4]) if len(parts) > 4 else 0
-        gains.append(float(gain_value) or 200.0)
-        baselines.append(int(baseline_text.rstrip(")")) if baseline_text else adc_zero)
-        units.append(UNIT_TO_MV.get((unit or "mV").lower()))
-        names.append(parts[8] if len(parts) > 8 else "")
-    if len(files) != 1 or len(offsets) != 1 or None in units or len(names) != n_sig:
-        return None
-    return files.pop(), offsets.pop(), n_sig, fs, n_samp, np.array(gains), np.array(baselines), np.array(units), names
-
-
 def read_wfdb(record_path) -> tuple[np.ndarray, list[str], float]:
-    """WFDB record (path without extension) -> (signal (n_leads, T) float32 mV with NaN for missing, names, fs)."""
-    record_path = Path(record_path)
-    header_path = record_path.with_name(record_path.name + ".hea")
-    if not header_path.is_file():
+    """WFDB record (path without extension) -> (signal (n_leads, T) float32 mV with NaN for missing, names, fs);
+    DropRecord naming what is wrong with a broken record."""
+    record_path = os.fspath(record_path)
+    if not os.path.isfile(record_path + ".hea"):
         raise DropRecord("missing header file")
     try:
-        parsed = _parse_header(header_path)
-    except (ValueError, IndexError):
+        record = wfdb_reader.read_record(record_path)
+    except FileNotFoundError:
+        raise DropRecord("missing signal file") from None
+    except wfdb_reader.TruncatedSignalFile:
+        raise DropRecord("truncated signal file") from None
+    except wfdb_reader.HeaderError:
         raise DropRecord("unreadable header") from None
-    if parsed is None:
-        return _read_wfdb_with_library(record_path)
-    file_name, offset, n_sig, fs, n_samp, gains, baselines, units, names = parsed
-    data_path = header_path.with_name(file_name)
-    if not data_path.is_file():
-        raise DropRecord("missing signal file")
-    digital = np.fromfile(data_path, dtype="<i2", offset=offset)
-    if digital.size < n_sig * n_samp:
-        raise DropRecord(f"truncated signal file ({digital.size} of {n_sig * n_samp} samples)")
-    digital = digital[: n_sig * n_samp].reshape(n_samp, n_sig).T  # (n_sig, T), samples are interleaved
-    signal = (digital - baselines[:, None]).astype(np.float32) * (units / gains).astype(np.float32)[:, None]
-    signal[digital == -32768] = np.nan  # WFDB format-16 "invalid sample" code
-    return signal, names, fs
-
-
-def _read_wfdb_with_library(record_path: Path):
-    try:
-        signal, fs, names = read_wfdb_with_library(record_path)
     except Exception as error:  # wfdb raises many types on broken files; the reason is what matters here
         raise DropRecord(f"unreadable WFDB record ({type(error).__name__})") from None
-    return signal.astype(np.float32), names, fs
+    signal = record.signal
+    scale = [UNIT_TO_MV.get(unit.lower(), 1.0) for unit in record.units]
+    if any(factor != 1.0 for factor in scale):
+        signal *= np.asarray(scale, dtype=np.float32)[:, None]
+    return signal, record.names, record.fs
 
 
 def header_comments(record_path) -> list[str]:

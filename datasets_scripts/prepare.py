@@ -8,6 +8,7 @@ and a manifest of finished shards lets an interrupted run skip them on the next 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
@@ -17,10 +18,11 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import datasets
+import numpy as np
 from datasets import DatasetInfo
 from datasets.arrow_writer import ArrowWriter
 from .card import SourceCard, write_dataset_card
-from .common import DEFAULT_FRACTIONS, SPLITS, DropRecord, deterministic_split, read_split_files
+from .common import DEFAULT_FRACTIONS, SPLITS, DropRecord, deterministic_split, ecg_arrow_table, read_split_files
 from .log import get_logger, progress_bar
 
 logger = get_logger(__name__)
@@ -28,6 +30,7 @@ logger = get_logger(__name__)
 MANIFEST = "prepare_manifest.json"
 SUMMARY = "preparation_summary.json"
 EXAMPLES_PER_REASON = 20  # record ids kept per drop reason in the summary
+ARROW_BATCH = 128  # records per Arrow record batch: 31 MB of float32 signal held per split while a shard is written
 
 
 class PreparationSummary:
@@ -87,9 +90,8 @@ def assign_splits(table, summary: PreparationSummary, split_files: dict | None =
     return table[~missing].reset_index(drop=True)
 
 
-def _load_one(job):
-    """Worker: (loader, task) -> ('ok', split, row) or ('drop', reason, record_id). Never raises on bad records."""
-    loader, task = job
+def _load_one(loader, task):
+    """(loader, task) -> ('ok', split, row) or ('drop', reason, record_id). Never raises on bad records."""
     try:
         return "ok", task["split"], loader(task)
     except DropRecord as reason:
@@ -124,28 +126,59 @@ def _write_manifest(output_dir: Path, manifest: dict):
     os.replace(partial, output_dir / MANIFEST)  # atomic: a kill leaves the old or the new manifest, never half
 
 
-def _write_shard(pool, loader, tasks, shard_index, output_dir, features, progress) -> dict:
-    """Load one shard's records in the pool and write one Arrow file per split; returns the shard's summary."""
+class _SplitShardWriter:
+    """One split's Arrow file of one shard, written ARROW_BATCH records at a time from a reused signal buffer."""
+
+    def __init__(self, path: Path, features):
+        self.path, self.features = path, features
+        self.writer = ArrowWriter(features=features, path=str(path))
+        ecg = features["ecg"]
+        self.signals = np.empty((ARROW_BATCH, *ecg.shape), dtype=ecg.dtype)  # (B, 12, 5000): the one float cast
+        self.columns = {name: [] for name in features if name != "ecg"}
+        self.count = 0
+
+    def add(self, row: dict):
+        self.signals[self.count] = row["ecg"]
+        for name, values in self.columns.items():
+            values.append(row[name])
+        self.count += 1
+        if self.count == ARROW_BATCH:
+            self.flush()
+
+    def flush(self):
+        if self.count:
+            self.writer.write_table(ecg_arrow_table(self.signals[: self.count], self.columns, self.features))
+        self.columns = {name: [] for name in self.columns}
+        self.count = 0
+
+    def close(self):
+        self.flush()
+        self.writer.finalize()
+        self.writer.close()
+        os.replace(self.path, self.path.with_suffix(""))  # shard-NNNNN.arrow.partial -> shard-NNNNN.arrow
+
+
+def _write_shard(job) -> tuple[int, dict]:
+    """Worker: load one shard's records and write one Arrow file per split; returns (shard index, its summary).
+
+    A whole shard per worker: records never travel between processes, so the workers scale and the parent only
+    keeps the manifest."""
+    loader, tasks, shard_index, output_dir, features = job
     summary = PreparationSummary()
     writers = {}
-    jobs = ((loader, task) for task in tasks)
-    for status, key, value in pool.imap(_load_one, jobs, chunksize=4):
-        progress.update(1)
+    for task in tasks:
+        status, key, value = _load_one(loader, task)
         if status == "drop":
             summary.drop(key, value)
             continue
         if key not in writers:
             (output_dir / key).mkdir(exist_ok=True)
-            path = output_dir / key / f"shard-{shard_index:05d}.arrow.partial"
-            writers[key] = ArrowWriter(features=features, path=str(path), writer_batch_size=32)
-        writers[key].write(value)
+            writers[key] = _SplitShardWriter(output_dir / key / f"shard-{shard_index:05d}.arrow.partial", features)
+        writers[key].add(value)
         summary.kept[key] += 1
-    for split, writer in writers.items():
-        writer.finalize()
+    for writer in writers.values():
         writer.close()
-        partial = output_dir / split / f"shard-{shard_index:05d}.arrow.partial"
-        os.replace(partial, partial.with_suffix(""))
-    return summary.to_dict()
+    return shard_index, summary.to_dict()
 
 
 def _finalize_split(split_dir: Path, features, description: str):
@@ -186,23 +219,38 @@ def prepare(tasks_table, loader, features, output_dir, *, source: str, descripti
     manifest = _read_manifest(output_dir, config, overwrite)
     num_shards = max(1, -(-len(tasks_table) // shard_size))
     done = {int(k) for k in manifest["shards"]}
-    done_records = sum(min(shard_size, len(tasks_table) - k * shard_size) for k in done)
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    written_now = 0
-    with context.Pool(max(1, num_workers)) as pool, progress_bar(total=len(tasks_table), initial=done_records,
-                                                                 desc=f"{source}", unit="rec") as progress:
-        for shard_index in range(num_shards):
-            if shard_index in done:
-                continue
-            if stop_after_shards is not None and written_now >= stop_after_shards:
-                return None
-            rows = tasks_table.iloc[shard_index * shard_size:(shard_index + 1) * shard_size]
-            shard_summary = _write_shard(pool, loader, rows.to_dict("records"), shard_index, output_dir,
-                                         features, progress)
+    pending = [index for index in range(num_shards) if index not in done]
+    if stop_after_shards is not None:
+        pending = pending[:stop_after_shards]
+    jobs = ((loader, _records(tasks_table.iloc[index * shard_size:(index + 1) * shard_size]), index, output_dir,
+             features) for index in pending)
+    done_records = len(tasks_table) - sum(min(shard_size, len(tasks_table) - k * shard_size) for k in pending)
+    with _shard_runner(num_workers) as run_shards, progress_bar(total=len(tasks_table), initial=done_records,
+                                                                desc=f"{source}", unit="rec") as progress:
+        for shard_index, shard_summary in run_shards(_write_shard, jobs):
             manifest["shards"][str(shard_index)] = shard_summary
             _write_manifest(output_dir, manifest)
-            written_now += 1
+            progress.update(min(shard_size, len(tasks_table) - shard_index * shard_size))
+    if stop_after_shards is not None and len(manifest["shards"]) < num_shards:
+        return None
     return finalize(output_dir, features, source, description, manifest, pre_dropped, card)
+
+
+def _records(frame) -> list[dict]:
+    """`frame.to_dict("records")` by columns: pandas 3 boxes each value of an Arrow-backed column one by one."""
+    columns = {name: frame[name].tolist() for name in frame.columns}
+    return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+
+@contextlib.contextmanager
+def _shard_runner(num_workers: int):
+    """`run(function, jobs)` -> results as they finish: a pool of `num_workers` processes, or this process for 0."""
+    if num_workers < 1:
+        yield map
+        return
+    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
+    with context.Pool(num_workers) as pool:
+        yield lambda function, jobs: pool.imap_unordered(function, jobs)
 
 
 def finalize(output_dir: Path, features, source: str, description: str, manifest: dict,
