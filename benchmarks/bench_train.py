@@ -188,7 +188,8 @@ def throughput(args, model_type: str, extra: list[str]) -> dict:
             compute += finished - fetched
             samples += len(batch["input_values"])
     if not torch.isfinite(loss.detach()).item():
-        raise SystemExit(f"error: {model_type}: the loss is not finite ({loss.item()}); the figures would mean nothing.")
+        raise SystemExit(f"error: {model_type}: the loss is not finite ({loss.item()}); the figures would mean "
+                         "nothing.")
     seconds = wait + compute
     achieved = flops_per_step * args.steps / seconds / 1e12
     peak = device_peak_tflops(args, dtype)
