@@ -1,5 +1,6 @@
 """`benchmarks/bench_train.py` runs on CPU for every family with a tiny preset (its CUDA path is the same code with
-`--device cuda`); its figures are consistent with one another. No timing is asserted."""
+`--device cuda`), and so does `bench_data_path.py`; their figures are consistent with one another. No timing is
+asserted."""
 
 import json
 import os
@@ -61,3 +62,17 @@ def test_flops_per_sample_do_not_depend_on_the_batch(every_family):
 def test_cuda_without_a_gpu_is_a_clear_error():
     done = bench("--device", "cuda", "--steps", "1")
     assert done.returncode != 0 and "no CUDA device" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_data_path_benchmark_compares_equal_outputs():
+    """`benchmarks/bench_data_path.py`: the feature extractor's output equals both bare-torch baselines' (to float32
+    rounding), and every ratio is printed."""
+    done = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "bench_data_path.py"), "--batch_size", "4",
+                           "--repeats", "2", "--batches", "2"], capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO})
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(done.stdout)
+    extractor = record["feature_extractor"]
+    assert extractor["batch"] == [4, 12, 5000] and extractor["max_abs_difference"] < 1e-6
+    assert extractor["ratio_vs_bare_minmax"] > 0 and extractor["ratio_vs_bare_checked"] > 0
+    assert record["data_path"]["batches"] == 2 and record["data_path"]["ratio_vs_rows_only"] > 0
