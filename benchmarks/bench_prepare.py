@@ -98,7 +98,8 @@ def write_tree(layout: str, root: Path, num_records: int, templates: int, worker
             ecg_id = index + 1
             relative = f"records500/{ecg_id // 1000 * 1000:05d}/{ecg_id:05d}_hr"
             rows.append({"ecg_id": ecg_id, "patient_id": float(20000 + ecg_id // 2), "scp_codes": "{'NORM': 100.0}",
-                         "strat_fold": 1 + index % 10, "filename_lr": relative.replace("500", "100").replace("hr", "lr"),
+                         "strat_fold": 1 + index % 10,
+                         "filename_lr": relative.replace("500", "100").replace("hr", "lr"),
                          "filename_hr": relative})
         _copy_record(template_dir / f"t{index % templates}", root / relative)
         paths.append(str(root / relative))
@@ -142,7 +143,8 @@ def write_tree_in_child(layout: str, root: Path, num_records: int, templates: in
 TIMED = """
 import json, resource, time
 def cpu_seconds():
-    return sum(u.ru_utime + u.ru_stime for u in map(resource.getrusage, (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)))
+    usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(u.ru_utime + u.ru_stime for u in usage)
 cpu_before, start = cpu_seconds(), time.perf_counter()
 records = run()
 seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu_before
@@ -239,8 +241,8 @@ def speed(layout: str, work: Path, records: int, templates: int, workers: int) -
         result[key] = runs
         shutil.rmtree(out)
     if workers > 1:
-        result["builder_scaling_workers_over_per_core"] = round(
-            result[f"workers_{workers}"]["builder"]["records_per_s"] / result["per_core"]["builder"]["records_per_s"], 2)
+        scaled, single = result[f"workers_{workers}"]["builder"], result["per_core"]["builder"]
+        result["builder_scaling_workers_over_per_core"] = round(scaled["records_per_s"] / single["records_per_s"], 2)
     return result
 
 

@@ -96,9 +96,10 @@ def _parse_header(text: str) -> SignalLayout | None:
         return None  # "uncalibrated": wfdb substitutes its default gain
     adc_zeros = [int(fields[4]) if len(fields) > 4 else 0 for fields in signals]
     baselines = [adc_zero if baseline is None else baseline for (_, baseline, _), adc_zero in zip(scaling, adc_zeros)]
+    names = [fields[8] if len(fields) > 8 else "" for fields in signals]
     return SignalLayout(signals[0][0], fmt, int(offset or 0), n_sig, n_samp, fs,
                         np.array([gain for gain, _, _ in scaling]), np.array(baselines, dtype=np.int64),
-                        [units for _, _, units in scaling], [fields[8] if len(fields) > 8 else "" for fields in signals])
+                        [units for _, _, units in scaling], names)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -119,7 +120,8 @@ def read_digital(data_path: str, layout: SignalLayout) -> np.ndarray:
         samples = _unpack_212(np.fromfile(data_path, dtype=np.uint8, count=-(-count * 3 // 2),
                                           offset=layout.byte_offset), count)
     if samples.size < count:
-        raise TruncatedSignalFile(f"truncated signal file {os.path.basename(data_path)}: {samples.size} of {count} samples")
+        raise TruncatedSignalFile(f"truncated signal file {os.path.basename(data_path)}: "
+                                  f"{samples.size} of {count} samples")
     return samples.reshape(layout.n_samp, layout.n_sig)
 
 

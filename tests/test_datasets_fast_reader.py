@@ -102,7 +102,8 @@ def test_float16_storage_roundtrip_and_rows_feed_the_feature_extractor(tmp_path)
     assert rows16.shape == (6, 12, 5000)
     np.testing.assert_array_equal(rows16, rows32.astype(np.float16).astype(rows16.dtype))  # one float16 rounding
     rows16 = rows16.astype(np.float16)  # rows as another reader (Arrow, Parquet) may return them
-    arrow_sizes = [sum(p.stat().st_size for p in (tmp_path / name / "train").glob("*.arrow")) for name in ("f32", "f16")]
+    arrow_sizes = [sum(path.stat().st_size for path in (tmp_path / dtype / "train").glob("*.arrow"))
+                   for dtype in ("f32", "f16")]
     assert arrow_sizes[1] < 0.55 * arrow_sizes[0]
     extractor = TamerFeatureExtractor()
     from_half = extractor(list(rows16), sampling_rate=500, return_tensors="np")["input_values"]
