@@ -14,6 +14,8 @@ from pathlib import Path
 
 from huggingface_hub import HfApi
 
+from tamer_hf.hub import reaching_the_hub
+
 from . import cli
 from .card import CARD_NAME
 from .common import SPLITS, dataset_metadata
@@ -48,9 +50,10 @@ def push_dataset_to_hub(folder, repo_id: str, private: bool | None = None, token
         raise ValueError(f"{folder} is a {source} preparation (credentialed data): push it only with private=True "
                          "(--private)")
     api = api or HfApi(token=token)
-    api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
-    api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder), allow_patterns=files,
-                      commit_message="Upload dataset prepared with datasets_scripts")
+    with reaching_the_hub(f"upload {folder} to the dataset repository {repo_id}"):
+        api.create_repo(repo_id=repo_id, repo_type="dataset", private=private, exist_ok=True)
+        api.upload_folder(repo_id=repo_id, repo_type="dataset", folder_path=str(folder), allow_patterns=files,
+                          commit_message="Upload dataset prepared with datasets_scripts")
     logger.info(f"uploaded {len(files)} files of {folder} to the dataset repository {repo_id}")
     return files
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, constants
 
 # What pretrain.py writes next to the model that is not part of it.
 TRAINING_ARTIFACTS = ("checkpoints", "logs")
@@ -41,10 +42,33 @@ def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, private: bool | 
         write_model_card(folder, repo_id=repo_id, license=license or LICENSE)
     files = model_files(folder)
     api = api or HfApi(token=token)
-    api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
-    api.upload_folder(repo_id=repo_id, folder_path=folder, allow_patterns=files, commit_message=commit_message,
-                      revision=revision, repo_type="model")
+    with reaching_the_hub(f"upload {folder} to {repo_id}"):
+        api.create_repo(repo_id=repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(repo_id=repo_id, folder_path=folder, allow_patterns=files, commit_message=commit_message,
+                          revision=revision, repo_type="model")
     return files
 
 
-__all__ = ["push_folder_to_hub", "model_files"]
+# huggingface_hub's transport errors by class name: httpx's or httpx2's TransportError (huggingface_hub >= 1, which
+# of the two depends on its version), requests' ConnectionError and Timeout (< 1).
+TRANSPORT_ERRORS = ("TransportError", "ConnectionError", "Timeout")
+
+
+@contextlib.contextmanager
+def reaching_the_hub(action: str):
+    """Turn "the Hub cannot be reached" (offline mode, no network, a refused or timed-out connection, each with a
+    35-70 line traceback) into one ConnectionError saying what could not be done; `tamer_hf.commands.run` prints it
+    as one line, exit status 1."""
+    try:
+        yield
+    except Exception as error:
+        if not any(kind.__name__ in TRANSPORT_ERRORS for kind in type(error).__mro__):
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if constants.HF_HUB_OFFLINE:
+            reason = "offline mode is on (HF_HUB_OFFLINE=1); unset it to upload"
+        raise ConnectionError(f"cannot reach the Hugging Face Hub ({constants.ENDPOINT}) to {action}: {reason}") \
+            from error
+
+
+__all__ = ["push_folder_to_hub", "model_files", "reaching_the_hub"]

@@ -196,3 +196,57 @@ def test_broken_wfdb_records_are_dropped_and_counted_by_reason(tmp_path):
     assert "header" in dropped["rate"] and "header" in dropped["binary"]
     assert dropped["truncated"].startswith("truncated signal file")
     assert dropped["missing"] == "missing signal file"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Issue 14: uploads while offline or with the Hub unreachable: one line, status 1 (was a 35-70 line traceback)
+
+
+@pytest.fixture(scope="module")
+def saved_model_and_dataset(tmp_path_factory):
+    from datasets_scripts import synthetic
+    from tamer_hf.testing_utils import tiny_model_and_processor
+
+    folder = tmp_path_factory.mktemp("upload")
+    model, processor = tiny_model_and_processor()
+    model.save_pretrained(folder / "model")
+    processor.save_pretrained(folder / "model")
+    synthetic.generate(num_records=12, seed=0, output_dir=folder / "dataset")
+    return folder / "model", folder / "dataset"
+
+
+@pytest.mark.parametrize("what", ["model", "dataset"])
+def test_an_upload_while_offline_is_one_line_and_status_1(what, saved_model_and_dataset):
+    model, dataset = saved_model_and_dataset
+    command = {"model": ["-m", "tamer_hf", "push", "--model", str(model), "--repo_id", "org/tamer-ecg"],
+               "dataset": ["-m", "datasets_scripts.push", "--dataset_dir", str(dataset), "--repo_id", "org/ecgs"]}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": REPO, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, *command[what]], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert done.stderr.strip().splitlines() == [
+        f"{'tamer push: ' if what == 'model' else ''}error: cannot reach the Hugging Face Hub (https://huggingface.co) "
+        f"to upload {model if what == 'model' else dataset} to "
+        f"{'org/tamer-ecg' if what == 'model' else 'the dataset repository org/ecgs'}: offline mode is on "
+        "(HF_HUB_OFFLINE=1); unset it to upload"]
+
+
+@pytest.mark.parametrize("what", ["model", "dataset"])
+def test_an_upload_to_an_unreachable_hub_is_one_line_and_status_1(what, saved_model_and_dataset, monkeypatch, capsys):
+    from huggingface_hub import constants
+
+    import datasets_scripts.push
+    import tamer_hf.commands.push
+
+    model, dataset = saved_model_and_dataset
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the loopback discard port
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_token")
+    if what == "model":
+        status = run(tamer_hf.commands.push.main, ["--model", str(model), "--repo_id", "org/tamer-ecg"], "tamer push",
+                     tamer_hf.commands.push.USER_ERRORS)
+    else:
+        status = run(datasets_scripts.push.main, ["--dataset_dir", str(dataset), "--repo_id", "org/ecgs"], "")
+    assert status == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Hugging Face Hub (http://127.0.0.1:9) to upload" in lines[0], lines
+    assert "Connection refused" in lines[0] or "connect" in lines[0].lower(), lines

@@ -33,6 +33,8 @@ def run(main, argv=None, program: str | None = None, user_errors: tuple = ()) ->
     traceback unless asked (`--debug` anywhere in argv, or TAMER_DEBUG=1):
 
     - bad input (an exception of `user_errors`): one line `PROGRAM: error: MESSAGE`, status 2;
+    - the network unreachable (a ConnectionError, e.g. `tamer_hf.hub.reaching_the_hub`'s: offline, no route to the
+      Hub): one line `PROGRAM: error: MESSAGE`, status 1 - a traceback would add nothing;
     - any other error (a crash, a diverging run, a full disk): `PROGRAM: error: Type: MESSAGE` and a line saying how
       to see the traceback, status 1;
     - Ctrl-C: `PROGRAM: interrupted`, status 130.
@@ -56,6 +58,12 @@ def run(main, argv=None, program: str | None = None, user_errors: tuple = ()) ->
         message = error.args[0] if error.args else str(error)
         print(f"{prefix}error: {message}", file=sys.stderr)
         return USAGE_ERROR
+    except ConnectionError as error:
+        if debug:
+            raise
+        print(f"{prefix}error: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}",
+              file=sys.stderr)
+        return RUNTIME_ERROR
     except Exception as error:  # noqa: BLE001 - the program's last word: a short message, the traceback on request
         if debug:
             raise
