@@ -22,6 +22,7 @@ TASK = "zero-shot-ecg-classification"
 TEXT_CACHE_SIZE = 16  # distinct prompt lists whose embeddings are kept (one per label set in use)
 MAX_PROMPT_TOKENS = 256  # MERL tokenises label prompts with max_length 256 (reference/paper_code.md §2.5)
 WINDOW_AGGREGATIONS = ("mean", "max")
+PROMPT_STYLES = ("name", "description")  # a label's prompt: its clinical name, or its whole clinical description
 
 
 class ZeroShotECGClassificationPipeline(ChunkPipeline):
@@ -338,10 +339,21 @@ class ZeroShotPipelineConfigMixin:
       `AutoConfig` (the installed tamer_hf) list nothing, and `transformers.pipeline(TASK, model=folder)` uses the
       installed pipeline; a copy loaded as remote code lists what the file lists, which is how transformers finds
       the pipeline file (and a head's folder, listing nothing, is not taken for a zero-shot model).
+    - How the checkpoint was validated: `zero_shot_template` (a template with one `{}`) and `zero_shot_prompts`
+      (`"name"`: each label's clinical name, `"description"`: its whole packaged description), written by `tamer
+      pretrain` (its `--zero_shot_template` / `--zero_shot_prompts`); `tamer eval` defaults to them. `None` (a folder
+      saved otherwise): not recorded, and not written to config.json.
     """
 
     def __post_init__(self, **kwargs):
         listed = kwargs.pop("custom_pipelines", None) or {}  # what the file lists (to_dict writes it afresh)
+        self.zero_shot_template = kwargs.pop("zero_shot_template", None)
+        self.zero_shot_prompts = kwargs.pop("zero_shot_prompts", None)
+        if self.zero_shot_template is not None:
+            check_template(self.zero_shot_template, f"{type(self).__name__}.zero_shot_template")
+        if self.zero_shot_prompts not in (None, *PROMPT_STYLES):
+            raise ValueError(f"{type(self).__name__}.zero_shot_prompts must be one of {PROMPT_STYLES} or None, got "
+                             f"{self.zero_shot_prompts!r}.")
         super().__post_init__(**kwargs)
         self.custom_pipelines = {} if _installed_here(self) else listed
 

@@ -25,7 +25,8 @@ import torch
 from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
-from .modeling.pipeline_zero_shot_ecg import MAX_PROMPT_TOKENS, make_prompts, prompt_max_length  # noqa: F401  (one recipe)
+from .modeling.pipeline_zero_shot_ecg import (  # noqa: F401  (one recipe)
+    MAX_PROMPT_TOKENS, PROMPT_STYLES, make_prompts, prompt_max_length)
 
 DATA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 PACKAGED_DESCRIPTIONS = os.path.join(DATA_DIR, "label_descriptions.json")
@@ -90,6 +91,16 @@ def descriptions_from_table(table: dict, label_set: str | None) -> dict[str, str
     if label_set not in table:
         raise ValueError(f"Unknown label_set {label_set!r}; available: {sorted(table)}.")
     return dict(table[label_set])
+
+
+def prompt_texts(descriptions: dict[str, str], style: str = "description") -> dict[str, str]:
+    """The text of each label's prompt: `"description"`, the description as it is; `"name"`, the clinical name that
+    opens a packaged description ("Atrial fibrillation: irregularly irregular ..." -> "Atrial fibrillation")."""
+    if style not in PROMPT_STYLES:
+        raise ValueError(f"prompt style must be one of {PROMPT_STYLES}, got {style!r}.")
+    if style == "name":
+        return {label: text.split(":")[0] for label, text in descriptions.items()}
+    return dict(descriptions)
 
 
 def load_domain_mapping(pair: str, path: str | os.PathLike | None = None) -> dict[str, list[str]]:

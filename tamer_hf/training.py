@@ -582,7 +582,7 @@ def zero_shot_auc(model, processor, dataset, sampling_rate: float = 500.0,
     from datasets_scripts import label_names, multi_hot_labels
 
     from .evaluation import (cosine_scores, embed_ecgs, embed_prompts, label_set_of, load_label_descriptions,
-                             make_prompts, per_class_auc)
+                             make_prompts, per_class_auc, prompt_texts)
 
     if max_samples is not None and len(dataset) > max_samples:
         dataset = dataset.select(range(max_samples))
@@ -592,8 +592,7 @@ def zero_shot_auc(model, processor, dataset, sampling_rate: float = 500.0,
         descriptions = load_label_descriptions(label_set) if label_set else {}
     except ValueError:
         descriptions = {}
-    if prompts == "name":
-        descriptions = {label: text.split(":")[0] for label, text in descriptions.items()}
+    descriptions = prompt_texts(descriptions, prompts)
     was_training = model.training
     model.eval()
     ecgs = dataset.with_format("numpy", columns=["ecg"])["ecg"]
@@ -906,6 +905,9 @@ def pretrain(args) -> dict:
                                "per_class": result["per_class"], "excluded": result["excluded"]}
             accelerator.print(f"Zero-shot macro-AUC on {result['num_records']} held-out records "
                               f"({args.test_split}): {result['macro_auc']:.4f}")
+        # how it was validated, for `tamer eval`'s defaults (ZeroShotPipelineConfigMixin)
+        final_model.config.zero_shot_template = args.zero_shot_template
+        final_model.config.zero_shot_prompts = args.zero_shot_prompts
         save_pretrained_with_pipeline(final_model, processor, args.output_dir)
         with open(os.path.join(args.output_dir, "training_summary.json"), "w", encoding="utf-8") as handle:
             json.dump(summary, handle, indent=2)

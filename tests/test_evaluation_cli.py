@@ -241,3 +241,39 @@ def test_bad_prompt_sources_and_unmapped_pairs_end_with_one_error_line(workspace
         assert exit_info.value.code == 2
         error = capsys.readouterr().err
         assert error.startswith("error: ") and message in error and error.count("\n") == 1
+
+
+def test_eval_defaults_to_the_template_and_prompts_the_checkpoint_was_validated_with(tmp_path):
+    """Issue 14: `tamer pretrain --zero_shot_template ... --zero_shot_prompts ...` stores them in the saved config;
+    `tamer eval` without --hypothesis_template / --prompt_style uses them (printed and in results.json), flags win."""
+    from datasets import load_from_disk
+
+    from tamer_hf.commands.pretrain import main as pretrain_command
+    from tamer_hf.evaluation import load_label_descriptions, make_prompts
+
+    model_dir = tmp_path / "model"
+    pretrain_command(["--output_dir", str(model_dir), "--synthetic_records", "60", "--batch_size", "8",
+                      "--max_steps", "1", "--eval_steps", "0", "--checkpointing_steps", "0", "--report_to", "none",
+                      "--local_text_hidden_size", "32", "--zero_shot_template", "an ecg showing {}.",
+                      "--zero_shot_prompts", "name"])
+    config = json.loads((model_dir / "config.json").read_text())
+    assert config["zero_shot_template"] == "an ecg showing {}." and config["zero_shot_prompts"] == "name"
+    synthetic.generate(num_records=30, seed=0).save_to_disk(tmp_path / "data")
+    classes = label_names(load_from_disk(str(tmp_path / "data")))
+    names = {label: text.split(":")[0] for label, text in load_label_descriptions("synthetic").items()}
+
+    load_script().main(["--model", str(model_dir), "--dataset", str(tmp_path / "data"), "--bootstrap", "0",
+                        "--output_dir", str(tmp_path / "stored")])
+    results = json.loads((tmp_path / "stored" / "results.json").read_text())
+    assert results["template"] == "an ecg showing {}."
+    assert results["template_source"] == "the checkpoint's config (zero_shot_template)"
+    assert results["prompts"]["style"] == "name"
+    assert list(results["prompts"]["prompts"].values()) == make_prompts(classes, "an ecg showing {}.", names)
+
+    load_script().main(["--model", str(model_dir), "--dataset", str(tmp_path / "data"), "--bootstrap", "0",
+                        "--output_dir", str(tmp_path / "flags"), "--hypothesis_template", "{}",
+                        "--prompt_style", "description"])
+    results = json.loads((tmp_path / "flags" / "results.json").read_text())
+    assert results["template"] == "{}" and results["template_source"] == "--hypothesis_template"
+    assert list(results["prompts"]["prompts"].values()) == make_prompts(
+        classes, "{}", load_label_descriptions("synthetic"))

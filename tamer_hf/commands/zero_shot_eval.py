@@ -6,12 +6,16 @@ reproducibility record.
         [--prompts CKEPE_prompt.json | --prompts https://...] [--output_dir DIR]
 
 Steps: load the model and processor -> embed the test split's ECGs -> encode one prompt per label (the packaged
-clinical description, or the `--prompts` file as it is, e.g. MERL's CKEPE_prompt.json) -> raw cosine scores ->
+clinical description or name, or the `--prompts` file as it is, e.g. MERL's CKEPE_prompt.json) -> raw cosine scores ->
 per-class and macro AUC with a bootstrap 95 % CI -> optional domain shift (ordinary zero-shot on each target's test
 split, macro-AUC over the target classes that MERL's tables in `tamer_hf/data/domain_mapping.json` cover) -> optional
 linear probing on 1 % / 10 % / 100 % of the train split (`tamer_hf.linear_probe`) -> results.json (with package
 version, git commit, checkpoint and prompt hashes, dataset fingerprints, seeds and this command line), results.md and
 PNG plots in `--output_dir`. The model is only asked for `get_ecg_features` and `get_text_features`.
+
+The template and the prompt style default to those the checkpoint was validated with during pre-training (its
+config's `zero_shot_template` / `zero_shot_prompts`, written by `tamer pretrain`), else '{}' and the descriptions;
+`--hypothesis_template` and `--prompt_style` win; the template used and where it came from are printed and recorded.
 
 Every argument, file and split is checked before the model is loaded. An output folder that already holds results is
 refused unless `--overwrite_output_dir`. results.json is written atomically after the zero-shot stage and rewritten
@@ -27,7 +31,7 @@ import warnings
 
 import numpy as np
 from datasets import load_from_disk
-from transformers import AutoModel, AutoProcessor
+from transformers import AutoConfig, AutoModel, AutoProcessor
 
 from datasets_scripts import label_names, multi_hot_labels
 
@@ -50,7 +54,13 @@ def parse_args(argv=None):
     parser.add_argument("--prompts", metavar="PATH_OR_URL",
                         help="JSON {label: text} (e.g. MERL's CKEPE_prompt.json, used as it is) or sectioned like the "
                              "packaged file; a local path or an http(s) URL. Default: the packaged descriptions")
-    parser.add_argument("--hypothesis_template", default="{}", help="'{}' = the prompt text as it is (MERL)")
+    parser.add_argument("--hypothesis_template",
+                        help="'{}' = the prompt text as it is (MERL). Default: the checkpoint's zero_shot_template "
+                             "(what pre-training validated it with), else '{}'")
+    parser.add_argument("--prompt_style", choices=evaluation.PROMPT_STYLES,
+                        help="each label's packaged text: its whole clinical description, or its clinical name. "
+                             "Default: the checkpoint's zero_shot_prompts, else description; with --prompts: "
+                             "description (the file as it is)")
     parser.add_argument("--domain_shift", nargs="*", default=[], help="target DatasetDict folders")
     parser.add_argument("--domain_mapping", help="JSON 'SOURCE->TARGET' -> {source class: [target classes]} "
                                                  "(default: MERL's tables, packaged)")
@@ -75,9 +85,9 @@ def parse_args(argv=None):
         parser.error(f"--bootstrap must not be negative, got {args.bootstrap}.")
     if args.linear_probe is False and args.probe_recipe != "clean":
         parser.error("--probe_recipe needs --linear_probe.")
-    for template in (args.hypothesis_template,):
+    if args.hypothesis_template is not None:
         try:
-            evaluation.make_prompts(["x"], template)
+            evaluation.make_prompts(["x"], args.hypothesis_template)
         except ValueError as error:
             parser.error(str(error))
     if args.domain_mapping and not args.domain_shift:
@@ -109,6 +119,27 @@ def check_model_source(model: str) -> None:
         raise FileNotFoundError(f"--model {model}: no such model folder.")
 
 
+def checkpoint_prompting(args) -> tuple[str, str]:
+    """The template and prompt style of this run: the flags, else what the checkpoint was validated with (its
+    config's zero_shot_template / zero_shot_prompts), else '{}' and 'description'. Sets them on `args` and returns
+    where the template came from."""
+    try:
+        config = AutoConfig.from_pretrained(args.model, trust_remote_code=args.trust_remote_code)
+    except OSError as error:  # missing Hub repository, no network, unreadable files
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(f"cannot load --model {args.model}: {first_line}") from None
+    stored_template = getattr(config, "zero_shot_template", None)
+    stored_style = None if args.prompts else getattr(config, "zero_shot_prompts", None)  # a file is used as it is
+    if args.hypothesis_template is not None:
+        template_source = "--hypothesis_template"
+    elif stored_template is not None:
+        args.hypothesis_template, template_source = stored_template, "the checkpoint's config (zero_shot_template)"
+    else:
+        args.hypothesis_template, template_source = "{}", "the default"
+    args.prompt_style = args.prompt_style or stored_style or "description"
+    return template_source
+
+
 def load_model_and_processor(args):
     try:
         model = AutoModel.from_pretrained(args.model, trust_remote_code=args.trust_remote_code).eval()
@@ -136,15 +167,16 @@ def labels_of(dataset) -> np.ndarray:
 class PromptSource:
     """The prompt file, read once: the packaged descriptions, or `--prompts` as it is (path or URL)."""
 
-    def __init__(self, path_or_url):
+    def __init__(self, path_or_url, style: str = "description"):
         self.user_file = path_or_url is not None
+        self.style = style
         self.source = path_or_url if self.user_file else evaluation.PACKAGED_DESCRIPTIONS
         self.table, raw = evaluation.read_json_source(self.source)
         self.sha256 = evaluation.sha256_bytes(raw)
 
     def prompts(self, label_set, classes, template):
         """One text per class; a user file must cover every class (MERL indexes its dictionary by class name)."""
-        descriptions = evaluation.descriptions_from_table(self.table, label_set)
+        descriptions = evaluation.prompt_texts(evaluation.descriptions_from_table(self.table, label_set), self.style)
         missing = [name for name in classes if name not in descriptions]
         if self.user_file and missing:
             raise ValueError(f"--prompts {self.source} has no prompt for {missing} ({label_set}).")
@@ -156,6 +188,7 @@ class PromptSource:
     def record(self, classes, prompts):
         result = evaluation.prompt_record(self.source, self.sha256, classes, prompts)
         result["packaged"] = not self.user_file
+        result["style"] = self.style
         return result
 
 
@@ -265,7 +298,10 @@ def main(argv=None, program: str | None = None):
     classes = label_names(dataset_dict)
     task = resolve_task(dataset_dict, args)
     label_set = args.label_set or evaluation.label_set_of(dataset_dict, task)
-    prompt_source = PromptSource(args.prompts)
+    template_source = checkpoint_prompting(args)
+    print(f"Template {args.hypothesis_template!r} (from {template_source}); prompts: "
+          f"{'--prompts ' + args.prompts if args.prompts else 'the packaged texts'}, {args.prompt_style} style")
+    prompt_source = PromptSource(args.prompts, args.prompt_style)
     prompts = prompt_source.prompts(label_set, classes, args.hypothesis_template)
     targets = domain_shift_targets(label_set, prompt_source, args)
     if args.linear_probe:
@@ -282,7 +318,7 @@ def main(argv=None, program: str | None = None):
     results = {
         "method": args.method or model.config.model_type.upper(), "model": args.model, "label_set": label_set,
         "task": task, "split": args.split,
-        "template": args.hypothesis_template, "num_records": len(dataset),
+        "template": args.hypothesis_template, "template_source": template_source, "num_records": len(dataset),
         "package": evaluation.package_record(),
         "checkpoint": evaluation.checkpoint_record(args.model),
         "dataset": evaluation.dataset_record(dataset, args.dataset, args.split, args.max_records),
