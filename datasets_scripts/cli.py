@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from tamer_hf.commands import ArgumentParser  # noqa: F401  (two-line usage errors)
+
 from . import log
 from .common import parse_split_files_argument
 
@@ -20,7 +22,7 @@ def positive_int(text: str) -> int:
 
 
 def base_parser(description: str, raw_dir_required: bool = True) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
     parser.add_argument("--raw_dir", required=raw_dir_required, help="folder of the raw download")
     parser.add_argument("--output_dir", required=True, help="where the DatasetDict is written (load_from_disk)")
     parser.add_argument("--num_workers", type=int, default=2, help="record-loading processes (default 2)")

@@ -59,7 +59,7 @@ def push_dataset_to_hub(folder, repo_id: str, private: bool | None = None, token
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Upload a prepared dataset folder (with its card) to the Hub.")
+    parser = cli.ArgumentParser(description="Upload a prepared dataset folder (with its card) to the Hub.")
     parser.add_argument("--dataset_dir", required=True, help="output_dir of a datasets_scripts builder")
     parser.add_argument("--repo_id", required=True, help="owner/name of the dataset repository")
     parser.add_argument("--private", action="store_true", help="create the repository as private")

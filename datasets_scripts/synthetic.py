@@ -443,7 +443,7 @@ def write_mimic_layout(root, num_records: int, seed: int = 0) -> Path:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="Generate the synthetic ECG-report corpus as a DatasetDict.")
+    parser = cli.ArgumentParser(description="Generate the synthetic ECG-report corpus as a DatasetDict.")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--num_records", type=cli.positive_int, default=1000)
     parser.add_argument("--seed", type=int, default=0, help="a non-negative integer (numpy's SeedSequence)")

@@ -28,6 +28,7 @@ import time
 import numpy as np
 import torch
 
+from .commands import ArgumentParser
 from .distributed import end_training
 from .families import ecg_input_values, get_family
 from .modeling.ecg_classification import ECGClassificationMixin
@@ -83,7 +84,7 @@ def parse_fraction(text: str) -> float:
 
 
 def build_arg_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="Fine-tune (or linearly probe) a pre-trained ECG model of any family on a labelled dataset "
         "(run with `accelerate launch`).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True, help="pre-trained model folder or Hub id (a pretrain.py output)")

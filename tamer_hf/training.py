@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .commands import ArgumentParser
 from .distributed import end_training, gather_with_grad, is_distributed
 from .families import DEFAULT_MODEL_TYPE, ModelFamily, ecg_input_values, family_names, get_family
 from .modeling.ecg_saving import give_umask_permissions
@@ -67,7 +68,7 @@ def model_type_of(argv) -> str:
 
 def build_arg_parser(family: ModelFamily | None = None) -> argparse.ArgumentParser:
     family = family or get_family(DEFAULT_MODEL_TYPE)
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         description="ECG-report pre-training of any model family (run with `accelerate launch`).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

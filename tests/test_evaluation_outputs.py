@@ -165,3 +165,34 @@ def test_enough_cases_get_a_real_interval():
     result = evaluation.evaluate_scores(y_true, scores, ["A", "B", "C"], num_bootstrap=200)
     assert result["ci95"]["low"] < result["macro_auc"] < result["ci95"]["high"]
     assert "ci95_omitted" not in result
+
+
+def test_linear_probe_without_a_train_split_is_refused_before_the_zero_shot_work(workspace, tmp_path, capsys):
+    from datasets import load_from_disk
+
+    data = load_from_disk(str(workspace / "data"))
+    del data["train"]
+    data.save_to_disk(str(tmp_path / "no_train"))
+    capsys.readouterr()  # datasets' progress bars
+    argv = ["--model", str(workspace / "model"), "--dataset", str(tmp_path / "no_train"), "--bootstrap", "0",
+            "--output_dir", str(tmp_path / "out"), "--linear_probe"]
+    assert run(zero_shot_eval.main, argv, program="tamer eval", user_errors=zero_shot_eval.USER_ERRORS) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [f"tamer eval: error: --linear_probe --probe_recipe clean needs the train and validation splits; "
+                     f"{tmp_path / 'no_train'} has no (or an empty) train."]
+    assert not (tmp_path / "out").exists()  # refused before any zero-shot work or output
+
+
+def test_a_saved_empty_split_is_named_not_a_datasets_traceback(workspace, tmp_path, capsys):
+    from datasets import load_from_disk
+
+    data = load_from_disk(str(workspace / "data"))
+    data["train"] = data["train"].select([])
+    data.save_to_disk(str(tmp_path / "empty_train"))
+    capsys.readouterr()  # datasets' progress bars
+    argv = ["--model", str(workspace / "model"), "--dataset", str(tmp_path / "empty_train"), "--bootstrap", "0",
+            "--output_dir", str(tmp_path / "out"), "--linear_probe"]
+    assert run(zero_shot_eval.main, argv, program="tamer eval", user_errors=zero_shot_eval.USER_ERRORS) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "the split(s) ['train'] hold no records" in error[0], error
+    assert not (tmp_path / "out").exists()

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 
 PROGRAM = "tamer"  # the console script's name (setup.cfg entry_points); the distribution's, not a model family's
@@ -26,6 +27,14 @@ PROGRAM = "tamer"  # the console script's name (setup.cfg entry_points); the dis
 
 DEBUG_FLAG = "--debug"  # any command: show the traceback of an error (also TAMER_DEBUG=1)
 USAGE_ERROR, RUNTIME_ERROR, INTERRUPTED = 2, 1, 130  # exit statuses
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser whose usage errors are two lines, where the options are listed and then the error (last, as
+    argparse puts it), instead of the whole usage block (30 lines for `tamer pretrain`); status 2 as argparse's."""
+
+    def error(self, message):
+        self.exit(USAGE_ERROR, f"{self.prog}: options: {self.prog} --help\n{self.prog}: error: {message}\n")
 
 
 def run(main, argv=None, program: str | None = None, user_errors: tuple = ()) -> int:
@@ -75,4 +84,4 @@ def run(main, argv=None, program: str | None = None, user_errors: tuple = ()) ->
     return 0
 
 
-__all__ = ["DEBUG_FLAG", "PROGRAM", "run"]
+__all__ = ["ArgumentParser", "DEBUG_FLAG", "PROGRAM", "run"]

@@ -13,13 +13,13 @@ zero-shot scores, the pipeline's input-quality warnings and the result as JSON (
 import argparse
 import sys
 
-from . import run
+from . import ArgumentParser, run
 
 USER_ERRORS = (ImportError, FileNotFoundError, ValueError)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="saved model folder or Hub id (e.g. org/tamer-ecg)")
     parser.add_argument("--port", type=int, help="default: $GRADIO_SERVER_PORT, else 7860")
     parser.add_argument("--host", help="address to listen on, e.g. 0.0.0.0 for every interface (default: "

@@ -11,14 +11,14 @@ import argparse
 import importlib
 import sys
 
-from . import run
+from . import ArgumentParser, run
 
 SOURCES = ("ptbxl", "cpsc2018", "csn", "code_test", "mimic_iv_ecg", "custom", "synthetic")
 USER_ERRORS = (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError, KeyError)  # as datasets_scripts.cli
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", choices=SOURCES, help="which builder (each has its own --help)")
     parser.add_argument("arguments", nargs=argparse.REMAINDER, help="the builder's arguments")
     args = parser.parse_args(argv)

@@ -12,13 +12,13 @@ import argparse
 import sys
 
 from ..hub import push_folder_to_hub
-from . import run
+from . import ArgumentParser, run
 
 USER_ERRORS = (FileNotFoundError,)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="saved model folder (the --output_dir of pretrain)")
     parser.add_argument("--repo_id", required=True, help="e.g. org/tamer-ecg")
     parser.add_argument("--private", action="store_true")

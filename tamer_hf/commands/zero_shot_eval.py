@@ -28,6 +28,7 @@ import os
 import shlex
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 from datasets import load_from_disk
@@ -38,14 +39,14 @@ from datasets_scripts import label_names, multi_hot_labels
 from .. import evaluation
 from .. import linear_probe as probe
 from ..plotting import plot_per_class_auc, plot_roc_curves
-from . import run
+from . import ArgumentParser, run
 
 PROBE_RECIPES = ("clean", "merl", "sklearn")
 USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError)  # as `datasets_scripts.cli.run`
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, help="saved model folder or Hub id")
     parser.add_argument("--dataset", required=True, help="DatasetDict folder written by datasets_scripts")
     parser.add_argument("--task", help="PTB-XL task (super, sub, form, rhythm) for a dataset that does not record it")
@@ -151,7 +152,13 @@ def load_model_and_processor(args):
 
 
 def load_split(path, split, max_records):
-    dataset_dict = load_from_disk(path)
+    try:
+        dataset_dict = load_from_disk(path)
+    except IndexError:  # datasets cannot load a saved split of no records (it concatenates zero Arrow tables)
+        empty = sorted(folder.name for folder in Path(path).iterdir()
+                       if (folder / "state.json").is_file() and not any(folder.glob("*.arrow")))
+        raise ValueError(f"{path}: the split(s) {empty} hold no records, and datasets cannot load a folder saved with "
+                         "an empty split; leave empty splits out of the DatasetDict.") from None
     if split not in dataset_dict:
         raise ValueError(f"{path} has no split {split!r}; it has {list(dataset_dict)}.")
     dataset = dataset_dict[split]
