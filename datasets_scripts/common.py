@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow.compute as pc
 from datasets import Array2D, ClassLabel, Features, List, Value
 
+from tamer_hf.modeling import ecg_wfdb
 from tamer_hf.modeling.configuration_tamer import CANONICAL_LEADS
 from tamer_hf.modeling.feature_extraction_tamer import (UNIT_TO_MV, crop_or_pad, interpolate_non_finite, lead_rows,
                                                         resample_to_rate)
 
-from . import wfdb_reader
 from .log import get_logger
 
 logger = get_logger(__name__)
@@ -273,7 +273,7 @@ def standardize_signal(signal: np.ndarray, lead_names, fs: float, anchor: str = 
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# WFDB reading: `wfdb_reader` (numpy for one-file format 16/212, wfdb.rdsamp otherwise), with the builders' drops
+# WFDB reading: `ecg_wfdb` (numpy for one-file format 16/212/32/80, wfdb.rdsamp otherwise), with the builders' drops
 # ----------------------------------------------------------------------------------------------------------------
 def read_wfdb(record_path) -> tuple[np.ndarray, list[str], float]:
     """WFDB record (path without extension) -> (signal (n_leads, T) float32 mV with NaN for missing, names, fs);
@@ -282,12 +282,12 @@ def read_wfdb(record_path) -> tuple[np.ndarray, list[str], float]:
     if not os.path.isfile(record_path + ".hea"):
         raise DropRecord("missing header file")
     try:
-        record = wfdb_reader.read_record(record_path)
+        record = ecg_wfdb.read_record(record_path)
     except FileNotFoundError:
         raise DropRecord("missing signal file") from None
-    except wfdb_reader.TruncatedSignalFile:
+    except ecg_wfdb.TruncatedSignalFile:
         raise DropRecord("truncated signal file") from None
-    except wfdb_reader.HeaderError:
+    except ecg_wfdb.HeaderError:
         raise DropRecord("unreadable header") from None
     except Exception as error:  # wfdb raises many types on broken files; the reason is what matters here
         raise DropRecord(f"unreadable WFDB record ({type(error).__name__})") from None

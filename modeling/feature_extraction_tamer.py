@@ -28,6 +28,7 @@ from .ecg_validation import (OUTLIER_POLICIES, QualityReport, as_numeric_array, 
                              check_keywords, check_lead_names, check_sampling_rate, check_wfdb_header_frequency,
                              dataframe_record, dict_record, is_dataframe, repair_outliers, screen_batch,
                              wfdb_record_name, window_count)
+from .ecg_wfdb import frames_in_file, import_wfdb, read_digital, read_header, signal_file, to_physical
 
 logger = logging.get_logger(__name__)
 
@@ -38,14 +39,6 @@ RESAMPLE_BLOCK = 250  # output samples gathered at once: bounds the (C, block, t
 EPSILON = 1e-8  # MERL/MELP min-max denominator guard
 LEAD_ALIASES = {"DI": "I", "DII": "II", "DIII": "III"}  # spellings seen in public headers (CODE uses DI/DII/DIII)
 UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "v": 1e3}  # WFDB physical units -> millivolts
-# WFDB formats stored one sample per value, little-endian: format -> (numpy dtype, offset of the stored value, the
-# value that marks an invalid sample), as wfdb reads them (PhysioNet "signal" file-format specification); any other
-# format is read through wfdb
-WFDB_PLAIN_FORMATS = {
-    "16": ("<i2", 0, -(2**15)),
-    "32": ("<i4", 0, -(2**31)),
-    "80": ("u1", 128, -(2**7)),  # 8-bit offset binary
-}
 MAX_NAMED_WINDOWS = 3  # windows named in a long record's quality summary
 
 
@@ -237,90 +230,63 @@ class WfdbRecord:
     """A WFDB record read on demand: `read(start, stop)` -> (C, stop - start) float64 millivolts, as `read_wfdb` gives
     them (NaN where the record marks a sample invalid), reading only those samples from the file.
 
-    A record in one data file in a plain format (`WFDB_PLAIN_FORMATS`, e.g. 16: one little-endian int16 per lead and
-    sample, interleaved) is read with `np.fromfile(offset=, count=)` and the header's gain and baseline; any other
-    layout (format 212, several files, `.mat`) through wfdb's own `rdsamp(sampfrom=, sampto=)`. Either way, a span
-    costs only its own memory: a 24 h Holter record (1 GB on disk, 4 GB as float64) is never loaded whole.
+    The header is parsed and the samples decoded by `ecg_wfdb`, the dataset builders' reader: a record in one data file
+    in formats 16, 32, 80 or 212 is read with `np.fromfile(offset=, count=)` (for 212, the 3-byte pairs enclosing the
+    span) and the header's gain and baseline; any other layout (several files, other formats, skew) through wfdb's own
+    `rdsamp(sampfrom=, sampto=)`. Either way, a span costs only its own memory: a 24 h Holter record (1 GB on disk,
+    4 GB as float64) is never loaded whole.
     """
 
     ndim = 2
 
     def __init__(self, path):
-        try:
-            import wfdb
-        except ImportError as error:
-            raise ImportError("Reading WFDB records needs the `wfdb` package: pip install wfdb") from error
         self.name = wfdb_record_name(path)
         if not os.path.exists(self.name + ".hea"):
             raise FileNotFoundError(f"WFDB header not found: {self.name}.hea")
         try:
             check_wfdb_header_frequency(self.name + ".hea")
-            header = wfdb.rdheader(self.name)
-            if len(header.sig_name or []) != header.n_sig:
-                raise ValueError(f"the header declares {header.n_sig} signal(s) and describes "
-                                 f"{len(header.sig_name or [])}")
-            wfdb.rdsamp(self.name, sampfrom=0, sampto=1)  # wfdb's own checks of the header against the data file
-            self._plain = self._plain_layout(header)
-            if header.sig_len is None and self._plain is None:
-                raise ValueError("the header gives no signal length (the 4th field of its record line)")
-            length = header.sig_len if header.sig_len is not None else self._plain_length()
+            self._layout = read_header(self.name)
+            if self._layout is None:
+                sampling_rate, lead_names, units, length = self._header_from_wfdb()
+            else:
+                sampling_rate, lead_names, units = self._layout.fs, self._layout.names, self._layout.units
+                self._data_file = signal_file(self.name, self._layout)
+                length = frames_in_file(self._data_file, self._layout)  # FileNotFoundError without a data file
+        except ImportError:
+            raise
         except Exception as error:  # wfdb raises many types for corrupt files
             raise ValueError(f"Could not read WFDB record {self.name}: {error}") from error
-        self.sampling_rate = float(header.fs)
-        self.lead_names = list(header.sig_name)
-        self.shape = (header.n_sig, int(length))
+        if self._layout is not None and self._layout.n_samp is not None:
+            if length < self._layout.n_samp:
+                raise ValueError(f"Could not read WFDB record {self.name}: its data file holds {length} samples per "
+                                 f"signal, the header declares {self._layout.n_samp} (a truncated file?).")
+            length = self._layout.n_samp
+        self.sampling_rate = float(sampling_rate)
+        self.lead_names = list(lead_names)
+        self.shape = (len(self.lead_names), int(length))
         self.size = self.shape[0] * self.shape[1]
-        self._to_mv = np.array([UNIT_TO_MV.get((unit or "mV").lower(), 1.0) for unit in header.units])  # (C,)
-        if self._plain is not None:
-            self._check_plain_length()
+        self._to_mv = np.array([UNIT_TO_MV.get((unit or "mV").lower(), 1.0) for unit in units])  # (C,)
+
+    def _header_from_wfdb(self):
+        """(rate, lead names, units, length) of a record `ecg_wfdb` leaves to wfdb, after wfdb's own checks."""
+        wfdb = import_wfdb()
+        header = wfdb.rdheader(self.name)
+        if len(header.sig_name or []) != header.n_sig:
+            raise ValueError(f"the header declares {header.n_sig} signal(s) and describes "
+                             f"{len(header.sig_name or [])}")
+        wfdb.rdsamp(self.name, sampfrom=0, sampto=1)  # wfdb's own checks of the header against the data file
+        if header.sig_len is None:
+            raise ValueError("the header gives no signal length (the 4th field of its record line)")
+        return header.fs, header.sig_name, header.units, header.sig_len
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Samples [start, stop) of every lead, (C, stop - start) float64 millivolts."""
         stop = min(stop, self.shape[1])
-        if self._plain is None:
-            import wfdb
-
-            signal, _ = wfdb.rdsamp(self.name, sampfrom=start, sampto=stop)
+        if self._layout is None:
+            signal, _ = import_wfdb().rdsamp(self.name, sampfrom=start, sampto=stop)
             return np.asarray(signal, dtype=np.float64).T * self._to_mv[:, None]
-        data_file, dtype, value_offset, invalid, byte_offset, gain, baseline = self._plain
-        frame = self.shape[0] * dtype.itemsize
-        stored = np.fromfile(data_file, dtype=dtype, count=(stop - start) * self.shape[0],
-                             offset=byte_offset + start * frame).reshape(-1, self.shape[0]).T  # (C, span)
-        # integers: subtracting the offset and the baseline at once is exact, as wfdb's (d - baseline) / gain
-        signal = (stored - (baseline + value_offset)[:, None]) / gain[:, None]
-        invalid_samples = stored == invalid + value_offset
-        if invalid_samples.any():
-            signal[invalid_samples] = np.nan
-        return signal * self._to_mv[:, None]
-
-    def _plain_layout(self, header):
-        """(data file, dtype, value offset, invalid value, byte offset, gain (C,), baseline (C,)) for one data file in
-        a plain format with one sample per frame and no skew; None for anything else (read by wfdb)."""
-        formats, files = set(header.fmt), set(header.file_name)
-        if len(formats) != 1 or len(files) != 1 or next(iter(formats)) not in WFDB_PLAIN_FORMATS:
-            return None
-        data_file = os.path.join(os.path.dirname(self.name), next(iter(files)))
-        if data_file.endswith(".mat") or any((frames or 1) != 1 for frames in header.samps_per_frame or []):
-            return None
-        if any(skew for skew in header.skew or []) or len(set(header.byte_offset or [None])) != 1:
-            return None
-        gain = np.asarray(header.adc_gain, dtype=np.float64)
-        if not (np.isfinite(gain).all() and (gain > 0).all()):
-            return None  # wfdb's rules for uncalibrated signals apply
-        dtype, value_offset, invalid = WFDB_PLAIN_FORMATS[next(iter(formats))]
-        byte_offset = (header.byte_offset or [0])[0] or 0
-        return (data_file, np.dtype(dtype), value_offset, invalid, byte_offset, gain,
-                np.asarray(header.baseline, dtype=np.float64))
-
-    def _plain_length(self) -> int:
-        data_file, dtype, _, _, byte_offset, gain, _ = self._plain
-        return (os.path.getsize(data_file) - byte_offset) // (len(gain) * dtype.itemsize)
-
-    def _check_plain_length(self) -> None:
-        available = self._plain_length()
-        if available < self.shape[1]:
-            raise ValueError(f"Could not read WFDB record {self.name}: its data file holds {available} samples per "
-                             f"signal, the header declares {self.shape[1]} (a truncated file?).")
+        digital = read_digital(self._data_file, self._layout, start, stop)  # (span, C)
+        return to_physical(digital, self._layout, np.float64) * self._to_mv[:, None]
 
 
 def read_span(signal, start: int, stop: int) -> np.ndarray:

@@ -88,7 +88,8 @@ def test_folder_holds_safetensors_auto_map_and_only_shared_and_cgdmer_code(saved
     assert code - pipeline_files == {"configuration_cgdmer.py", "modeling_cgdmer.py", "processing_cgdmer.py",
                                      "feature_extraction_tamer.py", "ecg_layers.py", "ecg_losses.py",
                                      "ecg_masking.py", "ecg_signal.py", "ecg_classification.py",
-                                     "configuration_ecg.py", "ecg_validation.py", "ecg_model_inputs.py", "ecg_saving.py"}
+                                     "configuration_ecg.py", "ecg_validation.py", "ecg_model_inputs.py",
+                                     "ecg_saving.py", "ecg_wfdb.py"}
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "cgdmer" and config["text_config"]["model_type"] == "bert"
     assert config["auto_map"] == {"AutoConfig": "configuration_cgdmer.CgdmerConfig",

@@ -74,7 +74,8 @@ def test_folder_holds_safetensors_auto_map_and_only_shared_and_cmelt_code(saved)
     code = {name for name in names if name.endswith(".py")}
     assert code == {"configuration_cmelt.py", "modeling_cmelt.py", "processing_cmelt.py", "feature_extraction_tamer.py",
                     "ecg_layers.py", "ecg_losses.py", "ecg_masking.py", "ecg_signal.py", "ecg_classification.py",
-                    "pipeline_zero_shot_ecg.py", "configuration_ecg.py", "ecg_validation.py", "ecg_model_inputs.py", "ecg_saving.py"}
+                    "pipeline_zero_shot_ecg.py", "configuration_ecg.py", "ecg_validation.py", "ecg_model_inputs.py",
+                    "ecg_saving.py", "ecg_wfdb.py"}
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "cmelt" and config["text_config"]["model_type"] == "t5"
     assert config["auto_map"] == {"AutoConfig": "configuration_cmelt.CmeltConfig",

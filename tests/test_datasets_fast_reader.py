@@ -1,5 +1,5 @@
-"""The builders' WFDB reader (`datasets_scripts.wfdb_reader`) against `wfdb.rdsamp`, float16 storage, and the
-preparation benchmark's output fields (no timing thresholds)."""
+"""The WFDB reader of the builders and the feature extractor (`ecg_wfdb`) against `wfdb.rdsamp`, float16 storage, and
+the preparation benchmark's output fields (no timing thresholds)."""
 
 import json
 import os
@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 import wfdb
 
-from datasets_scripts import mimic_iv_ecg, synthetic, wfdb_reader
+from datasets_scripts import mimic_iv_ecg, synthetic
 from datasets_scripts.common import DropRecord, read_wfdb
 from tamer_hf import TamerFeatureExtractor
+from tamer_hf.modeling import ecg_wfdb
 from tamer_hf.testing_utils import physionet_samples_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def write(directory: Path, name: str, fmt: str, frames: int, gains, baselines, u
 
 def assert_equals_rdsamp(record_path):
     values, fields = wfdb.rdsamp(record_path)
-    record = wfdb_reader.read_record(record_path)
+    record = ecg_wfdb.read_record(record_path)
     assert record.signal.dtype == np.float32 and record.signal.shape == values.T.shape
     np.testing.assert_allclose(record.signal, values.T, rtol=1e-6, atol=0)  # NaN where rdsamp has NaN
     assert (record.fs, record.names, record.units) == (fields["fs"], fields["sig_name"], fields["units"])
@@ -43,17 +44,30 @@ def assert_equals_rdsamp(record_path):
 @pytest.mark.parametrize("fmt, gains, baselines", [
     ("16", (200.0, 1000.0, 37.5), (0, -12, 1024)),
     ("212", (200.0, 100.0, 37.5), (0, -12, 100)),
+    ("32", (200.0, 1000.0, 37.5), (0, -12, 1024)),
+    ("80", (20.0, 20.0, 10.0), (0, -12, 5)),
 ])
 def test_numpy_path_equals_rdsamp_with_gains_baselines_and_invalid_samples(tmp_path, fmt, gains, baselines, frames):
     record_path = write(tmp_path, "rec", fmt, frames, gains, baselines, nan_at=(7, 1))
-    assert wfdb_reader.parse_header(Path(record_path + ".hea").read_text()) is not None  # not the fallback
+    assert ecg_wfdb.parse_header(Path(record_path + ".hea").read_text()) is not None  # not the fallback
     assert_equals_rdsamp(record_path)
-    assert np.isnan(wfdb_reader.read_record(record_path).signal[1, 7])
+    assert np.isnan(ecg_wfdb.read_record(record_path).signal[1, 7])
+
+
+@pytest.mark.parametrize("fmt", ["16", "212", "32", "80"])
+def test_any_span_of_samples_equals_rdsamp_of_that_span(tmp_path, fmt):
+    record_path = write(tmp_path, "rec", fmt, 4999, (20.0, 10.0, 20.0), (0, -12, 5), nan_at=(7, 1))
+    layout = ecg_wfdb.read_header(record_path)
+    data_path = ecg_wfdb.signal_file(record_path, layout)
+    for start, stop in [(0, 4999), (1, 2), (7, 8), (333, 1000), (1000, 1001), (4998, 4999)]:  # 3 signals: odd starts
+        values, _ = wfdb.rdsamp(record_path, sampfrom=start, sampto=stop)  # (span, 3) begin mid-pair in format 212
+        span = ecg_wfdb.to_physical(ecg_wfdb.read_digital(data_path, layout, start, stop), layout, np.float64)
+        np.testing.assert_array_equal(span, values.T)
 
 
 def test_other_formats_fall_back_to_rdsamp(tmp_path):
-    record_path = write(tmp_path, "rec80", "80", 1000, (20.0, 20.0, 20.0), (0, 0, 0))
-    assert wfdb_reader.parse_header(Path(record_path + ".hea").read_text()) is None
+    record_path = write(tmp_path, "rec24", "24", 1000, (200.0, 200.0, 200.0), (0, 0, 0))
+    assert ecg_wfdb.parse_header(Path(record_path + ".hea").read_text()) is None
     assert_equals_rdsamp(record_path)
 
 

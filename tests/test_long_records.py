@@ -235,7 +235,7 @@ def test_a_day_long_array_is_sliced_window_by_window_never_copied_whole():
     np.testing.assert_array_equal(first[1].input_values, alone)
 
 
-@pytest.mark.parametrize("fmt", ["16", "32", "80", "212"])  # 212 (packed 12-bit) is read through wfdb itself
+@pytest.mark.parametrize("fmt", ["16", "32", "80", "212"])  # 212: 12-bit pairs packed in 3 bytes
 def test_a_wfdb_record_reads_any_span_as_wfdb_reads_the_whole_record(tmp_path, fmt):
     wfdb = pytest.importorskip("wfdb")
     signal = make_ecg(25).T.copy()  # (T, 12)

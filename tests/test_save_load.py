@@ -54,7 +54,8 @@ def test_folder_holds_safetensors_auto_map_and_the_remote_code(saved):
     names = sorted(path.name for path in folder.iterdir())
     assert "model.safetensors" in names
     assert not [name for name in names if name.endswith((".bin", ".pt", ".pth", ".pkl", ".ckpt"))]
-    for file in ["configuration_tamer.py", "modeling_tamer.py", "feature_extraction_tamer.py", "processing_tamer.py"]:
+    for file in ["configuration_tamer.py", "modeling_tamer.py", "feature_extraction_tamer.py", "processing_tamer.py",
+                 "ecg_wfdb.py"]:
         assert file in names
     config = json.loads((folder / "config.json").read_text())
     assert config["model_type"] == "tamer"
