@@ -92,6 +92,8 @@ def _records_table(raw_dir: Path, code_to_acronym: dict, label_list, summary: Pr
         for code in unmapped:
             summary.notes[f"SNOMED code {code} not in the condition table"] += 1
         names = sorted({a for a in acronyms if a in wanted})
+        for outside in sorted(set(acronyms) - wanted):  # e.g. SB, not one of MERL's 38: visible, never silent
+            summary.notes[f"label {outside} is not in the label set (--label_set all keeps it)"] += 1
         rows.append((record.name, str(record), "|".join(names)))
     return pd.DataFrame(rows, columns=["record_id", "path", "label_names"]).assign(patient_id="")
 

@@ -333,7 +333,8 @@ def test_csn_snomed_codes_match_exactly_never_by_substring(ds_csn_raw, tmp_path)
                    "JS00006": {"AF"}}
     summary = summary_of(tmp_path / "out")
     assert summary["dropped"] == {"no label of the label set": 1}  # SB is not a MERL class
-    assert summary["notes"] == {"SNOMED code 1649300061 not in the condition table": 1}
+    assert summary["notes"] == {"SNOMED code 1649300061 not in the condition table": 1,
+                                "label SB is not in the label set (--label_set all keeps it)": 1}
     check_dataset_card(tmp_path / "out", dataset, license="cc-by-4.0")
     everything = csn.build(ds_csn_raw, tmp_path / "all", label_set="all")
     assert label_names(everything) == ["1AVB", "LBBB", "LBBBB", "SB", "SR", "AFIB", "ST", "AF", "STE"]
