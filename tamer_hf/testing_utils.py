@@ -231,6 +231,21 @@ def tiny_cgdmer_model_and_processor(seed: int = 0, texts=(), tokenizer=None, **o
     return CgdmerModel(config).eval(), make_processor(tokenizer, max_text_length=64)
 
 
+TINY_BUILDERS = {"tamer": tiny_model_and_processor, "cmelt": tiny_cmelt_model_and_processor,
+                 "cgdmer": tiny_cgdmer_model_and_processor}
+TINY_REPORTS = ("sinus rhythm. normal ecg.", "atrial fibrillation with rapid ventricular response.")
+
+
+def tiny_model_and_batch(model_type: str, reports=TINY_REPORTS):
+    """A tiny model of `model_type` (eval mode, seed 0) and its processor's batch of one ECG per report: the inputs
+    of the tests that call a family's forward directly."""
+    model, processor = TINY_BUILDERS[model_type](seed=0, texts=list(reports))
+    torch.manual_seed(0)
+    ecg = torch.randn(len(reports), model.config.num_leads, model.config.num_samples).numpy() * 0.3
+    batch = dict(processor(ecg=ecg, text=list(reports), sampling_rate=model.config.sampling_rate))
+    return model.eval(), batch
+
+
 # ----------------------------------------------------------------------------------------------------------------------
 # Multi-process runs on CPU (the distributed tests)
 

@@ -5,21 +5,9 @@ import pytest
 import torch
 
 from tamer_hf.families import get_family
-from tamer_hf.testing_utils import (tiny_cgdmer_model_and_processor, tiny_cmelt_model_and_processor,
-                                    tiny_model_and_processor)
+from tamer_hf.testing_utils import TINY_BUILDERS, tiny_model_and_batch, tiny_model_and_processor
 
-BUILDERS = {"tamer": tiny_model_and_processor, "cmelt": tiny_cmelt_model_and_processor,
-            "cgdmer": tiny_cgdmer_model_and_processor}
-FAMILIES = sorted(BUILDERS)
-REPORTS = ["sinus rhythm. normal ecg.", "atrial fibrillation with rapid ventricular response."]
-
-
-def inputs(model_type):
-    model, processor = BUILDERS[model_type](seed=0, texts=REPORTS)
-    torch.manual_seed(0)
-    ecg = torch.randn(2, model.config.num_leads, model.config.num_samples).numpy() * 0.3
-    batch = dict(processor(ecg=ecg, text=REPORTS, sampling_rate=model.config.sampling_rate))
-    return model.eval(), batch
+FAMILIES = sorted(TINY_BUILDERS)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -28,7 +16,7 @@ def inputs(model_type):
 
 @pytest.mark.parametrize("model_type", FAMILIES)
 def test_a_loss_over_one_pair_is_refused(model_type):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     one_pair = {name: value[:1] for name, value in batch.items()}
     with pytest.raises(ValueError, match="at least 2 ECG-report pairs in the batch .*got 1"):
         model(**one_pair, return_loss=True)
@@ -40,7 +28,7 @@ def test_a_loss_over_one_pair_is_refused(model_type):
 def test_one_pair_per_process_is_fine_when_the_global_batch_has_two():
     """Two processes with one pair each: `gather` gives the loss the global batch, and the mean of the two processes'
     losses is the loss of one process holding both pairs (eval mode: no dropout, so every pass is deterministic)."""
-    model, batch = inputs("tamer")
+    model, batch = tiny_model_and_batch("tamer")
     rows = [{name: value[index:index + 1] for name, value in batch.items()} for index in range(2)]
 
     def recorded(row):
@@ -82,7 +70,7 @@ def test_one_pair_per_process_is_fine_when_the_global_batch_has_two():
 @pytest.mark.parametrize("model_type", FAMILIES)
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_non_finite_input_values_are_refused_naming_the_row(model_type, value):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     batch["input_values"][1, 3, 100] = value
     with pytest.raises(ValueError, match=r"input_values holds NaN or Inf values \(batch row 1\)"):
         model(**batch)
@@ -91,7 +79,7 @@ def test_non_finite_input_values_are_refused_naming_the_row(model_type, value):
 
 
 def test_non_finite_mem_noise_is_refused():
-    model, batch = inputs("cmelt")
+    model, batch = tiny_model_and_batch("cmelt")
     noise = torch.rand(2, model.num_ecg_tokens)
     noise[0, 5] = float("nan")
     with pytest.raises(ValueError, match="mem_noise holds NaN or Inf"):
@@ -105,7 +93,7 @@ def test_non_finite_mem_noise_is_refused():
 @pytest.mark.parametrize("model_type", FAMILIES)
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
 def test_other_float_dtypes_are_cast_to_the_models(model_type, dtype):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     with torch.no_grad():
         reference = model.get_ecg_features(batch["input_values"])
         cast = model.get_ecg_features(batch["input_values"].to(dtype))
@@ -122,14 +110,14 @@ def test_other_float_dtypes_are_cast_to_the_models(model_type, dtype):
 @pytest.mark.parametrize("model_type", FAMILIES)
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int16, torch.bool, torch.complex64])
 def test_non_float_input_values_are_a_type_error(model_type, dtype):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     with pytest.raises(TypeError, match=rf"input_values must hold floating-point samples .*got {dtype}"):
         model(**{**batch, "input_values": batch["input_values"].to(dtype)})
 
 
 @pytest.mark.parametrize("model_type", FAMILIES)
 def test_float_token_ids_are_a_type_error(model_type):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     with pytest.raises(TypeError, match="input_ids must hold integer token ids, got torch.float32"):
         model(**{**batch, "input_ids": batch["input_ids"].float()})
 
@@ -141,7 +129,7 @@ def test_float_token_ids_are_a_type_error(model_type):
 @pytest.mark.parametrize("model_type", FAMILIES)
 @pytest.mark.parametrize("where", ["vocab_size", "negative"])
 def test_token_ids_outside_the_vocabulary_are_refused(model_type, where):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     vocab_size = model.config.text_config.vocab_size
     batch["input_ids"][1, 2] = vocab_size if where == "vocab_size" else -1
     expected = rf"input_ids holds token ids outside the text encoder's vocabulary \[0, {vocab_size}\) \(batch row 1"
@@ -153,7 +141,7 @@ def test_token_ids_outside_the_vocabulary_are_refused(model_type, where):
 
 @pytest.mark.parametrize("model_type", ["tamer", "cgdmer"])
 def test_reports_longer_than_the_bert_position_table_are_refused(model_type):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     limit = model.config.text_config.max_position_embeddings
     long_ids = batch["input_ids"][:, :1].repeat(1, limit + 1)
     with pytest.raises(ValueError, match=rf"{limit + 1} tokens per row, more than the text encoder's {limit} positions"):
@@ -165,7 +153,7 @@ def test_reports_longer_than_the_bert_position_table_are_refused(model_type):
 
 def test_cmelt_t5_has_no_position_limit():
     """T5 encodes positions as relative buckets: a report longer than the tokenizer's 512 still encodes."""
-    model, batch = inputs("cmelt")
+    model, batch = tiny_model_and_batch("cmelt")
     assert getattr(model.config.text_config, "max_position_embeddings", None) is None
     long_ids = batch["input_ids"][:, :1].repeat(1, 600)
     with torch.no_grad():
@@ -179,7 +167,7 @@ def test_cmelt_t5_has_no_position_limit():
 
 @pytest.mark.parametrize("model_type", FAMILIES)
 def test_an_all_zero_attention_mask_row_is_refused_naming_the_row(model_type):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     batch["attention_mask"][1] = 0
     with pytest.raises(ValueError, match=r"attention_mask attends to no token in batch row 1"):
         model(**batch)
@@ -188,7 +176,7 @@ def test_an_all_zero_attention_mask_row_is_refused_naming_the_row(model_type):
 
 
 def test_an_all_zero_row_with_cached_text_features_is_refused():
-    model, batch = inputs("tamer")
+    model, batch = tiny_model_and_batch("tamer")
     with torch.no_grad():
         encoding = model.encode_text(batch["input_ids"], batch["attention_mask"])
     mask = batch["attention_mask"].clone()
@@ -199,7 +187,7 @@ def test_an_all_zero_row_with_cached_text_features_is_refused():
 
 @pytest.mark.parametrize("model_type", FAMILIES)
 def test_an_attention_mask_of_another_shape_is_refused(model_type):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     with pytest.raises(ValueError, match="attention_mask has shape .* but input_ids has"):
         model(**{**batch, "attention_mask": batch["attention_mask"][:, :-1]})
 
@@ -209,7 +197,7 @@ def test_an_attention_mask_of_another_shape_is_refused(model_type):
 
 
 def classifier(model_type):
-    model, _ = inputs(model_type)
+    model, _ = tiny_model_and_batch(model_type)
     config = model.config
     config.num_labels = 3
     torch.manual_seed(0)
@@ -288,7 +276,7 @@ def umask_mode():
 def test_saved_weights_have_the_umask_permissions(model_type, tmp_path):
     import os
 
-    model, _ = inputs(model_type)
+    model, _ = tiny_model_and_batch(model_type)
     model.save_pretrained(tmp_path)
     for name in ("model.safetensors", "config.json"):
         assert os.stat(tmp_path / name).st_mode & 0o777 == umask_mode(), name

@@ -4,33 +4,20 @@
 import pytest
 import torch
 
-from tamer_hf.testing_utils import (tiny_cgdmer_model_and_processor, tiny_cmelt_model_and_processor,
-                                    tiny_model_and_processor)
-
-BUILDERS = {"tamer": tiny_model_and_processor, "cmelt": tiny_cmelt_model_and_processor,
-            "cgdmer": tiny_cgdmer_model_and_processor}
-REPORTS = ["sinus rhythm. normal ecg.", "atrial fibrillation with rapid ventricular response."]
+from tamer_hf.testing_utils import TINY_BUILDERS, tiny_model_and_batch
 
 
-def inputs(model_type):
-    model, processor = BUILDERS[model_type](seed=0, texts=REPORTS)
-    torch.manual_seed(0)
-    ecg = torch.randn(2, model.config.num_leads, model.config.num_samples).numpy() * 0.3
-    batch = dict(processor(ecg=ecg, text=REPORTS, sampling_rate=model.config.sampling_rate))
-    return model.eval(), batch
-
-
-@pytest.mark.parametrize("model_type", sorted(BUILDERS))
+@pytest.mark.parametrize("model_type", sorted(TINY_BUILDERS))
 def test_a_misspelt_keyword_is_named(model_type):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     batch["atention_mask"] = batch.pop("attention_mask")
     with pytest.raises(TypeError, match="atention_mask"):
         model(**batch)
 
 
-@pytest.mark.parametrize("model_type", sorted(BUILDERS))
+@pytest.mark.parametrize("model_type", sorted(TINY_BUILDERS))
 def test_return_dict_false_gives_the_output_tuple(model_type):
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     with torch.no_grad():
         as_dict = model(**batch)
         as_tuple = model(**batch, return_dict=False)
@@ -50,13 +37,13 @@ def test_return_dict_false_gives_the_output_tuple(model_type):
 TEXT_ENCODER_UNDER_SDPA = {"tamer": "eager", "cmelt": "sdpa", "cgdmer": "sdpa"}
 
 
-@pytest.mark.parametrize("model_type", sorted(BUILDERS))
+@pytest.mark.parametrize("model_type", sorted(TINY_BUILDERS))
 def test_sdpa_is_accepted_and_scores_as_eager(model_type, tmp_path):
     from transformers import AutoModel
 
     import tamer_hf  # noqa: F401 (registers the Auto classes)
 
-    model, batch = inputs(model_type)
+    model, batch = tiny_model_and_batch(model_type)
     model.save_pretrained(tmp_path)
     outputs = {}
     for implementation in ("eager", "sdpa"):
