@@ -150,7 +150,9 @@ def test_a_wfdb_record_uploaded_to_the_page_gets_plots_the_pipelines_scores_qual
     assert quality == "**Input quality:** no issue found." and expected[0]["quality"] == {"ok": True, "issues": []}
     result = json.loads(Path(json_path).read_text())
     assert [entry["label"] for entry in result["scores"]] == [entry["label"] for entry in expected]
-    assert [entry["score"] for entry in result["scores"]] == pytest.approx([entry["score"] for entry in expected])
+    # the server is another process: float32 forwards there agree to ~1e-7, not bit for bit
+    assert [entry["score"] for entry in result["scores"]] == pytest.approx([entry["score"] for entry in expected],
+                                                                           rel=1e-5, abs=1e-6)
     assert result["record"] == "rec.dat, rec.hea" and result["model"] == str(saved_model)
     assert "the model sees" in spectrogram_note
 
