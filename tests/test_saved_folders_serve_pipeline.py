@@ -84,7 +84,9 @@ def test_folder_and_pushed_repo_serve_the_pipeline_without_tamer_hf_with_the_ins
         for kind in ("named", "inferred"):
             for call, got, want in zip(CALLS, output[kind], expected):
                 assert scores(got) == pytest.approx(want, abs=1e-5), (source, kind, call)
-    assert len({round(cosine, 4) for cosine in expected[2].values()}) == len(LABELS)  # real, distinct numbers
+    # real, distinct numbers (a tiny random model: two labels' cosines may agree to 4 decimals, as in one CI run)
+    cosines = list(expected[2].values())
+    assert len(set(cosines)) == len(LABELS) and max(cosines) - min(cosines) > 1e-4, cosines
 
 
 def test_a_classification_head_folder_lists_no_zero_shot_pipeline(tmp_path):
