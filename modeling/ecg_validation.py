@@ -291,11 +291,12 @@ def check_degenerate(signal: np.ndarray, lead_names, report: QualityReport) -> N
                     "counts?).")
 
 
-def screen_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def screen_batch(batch: np.ndarray, low: np.ndarray | None = None,
+                 high: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(B, C, T) float64 records -> two (B,) masks, decided for the whole batch at once with the criteria of the
     per-record checks: `repair`, the records with NaN/Inf or outlying samples (what `repair_outliers` and the NaN
     repair act on), and `suspect`, those in which `check_degenerate` could flag something. The per-record checks then
-    run only on those records.
+    run only on those records. `low` / `high`: each lead's minimum and maximum (B, C), when the caller has them.
 
     The outlier test (`outlier_mask`) needs each lead's median and the record's 99th-percentile deviation, two
     selections that cost ~50x a min-max pass. Here a record is cleared of outliers by counting instead, with bounds
@@ -304,7 +305,8 @@ def screen_batch(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     99th percentile of |x - median| >= that of |x - approx| - delta, whose lower bound is again a count. A record the
     bounds cannot clear (rare: a real outlier, or an unusual distribution) gets the exact test."""
     count, leads, samples = batch.shape
-    low, high = batch.min(axis=2), batch.max(axis=2)  # (B, C); NaN propagates, Inf shows
+    if low is None or high is None:
+        low, high = batch.min(axis=2), batch.max(axis=2)  # (B, C); NaN propagates, Inf shows
     finite = np.isfinite(low).all(axis=1) & np.isfinite(high).all(axis=1)
     with np.errstate(invalid="ignore", over="ignore"):  # records with NaN/Inf are decided by `finite`
         approx = np.median(batch[:, :, :: max(1, samples // 512)], axis=2, keepdims=True)  # (B, C, 1)

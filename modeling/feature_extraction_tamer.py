@@ -514,8 +514,10 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
         samples) or possibly to flag (flat, clipped, implausible amplitude). The same values and warnings as record by
         record (tested), without its per-record passes."""
         signal = np.asarray(batch, dtype=np.float64)
-        repair, suspect = screen_batch(signal)
-        values = self._normalize(signal).astype(np.float32)
+        low, high = signal.min(axis=2), signal.max(axis=2)  # (B, 12): for the screen and for min-max scaling
+        repair, suspect = screen_batch(signal, low, high)
+        bounds = (low.min(axis=1)[:, None, None], high.max(axis=1)[:, None, None])  # each record's, exactly
+        values = self._normalize(signal, *bounds).astype(np.float32)
         reports = []
         for index in range(len(signal)):
             name = f"ECG #{index}"
@@ -619,11 +621,12 @@ class TamerFeatureExtractor(SequenceFeatureExtractor):
     def _crop_or_pad(self, signal):
         return crop_or_pad(signal, self.num_samples, pad_value=self.padding_value)
 
-    def _normalize(self, signal):
-        """(..., 12, T): one record, or a batch of them."""
+    def _normalize(self, signal, low=None, high=None):
+        """(..., 12, T): one record, or a batch of them; `low` / `high`: each record's minimum and maximum, when
+        known (broadcastable to `signal`)."""
         if self.normalization == "minmax":  # per record, over all its leads
-            low = signal.min(axis=(-2, -1), keepdims=True)
-            high = signal.max(axis=(-2, -1), keepdims=True)
+            low = signal.min(axis=(-2, -1), keepdims=True) if low is None else low
+            high = signal.max(axis=(-2, -1), keepdims=True) if high is None else high
             return (signal - low) / (high - low + EPSILON)
         if self.normalization == "zscore":
             return (signal - signal.mean(axis=-1, keepdims=True)) / (signal.std(axis=-1, keepdims=True) + EPSILON)
