@@ -96,24 +96,12 @@ def feature_extractor(args) -> dict:
 def data_path(args) -> dict:
     from torch.utils.data import DataLoader
 
-    from accelerate import Accelerator
-    from datasets_scripts import synthetic
-    from tamer_hf.families import get_family
-    from tamer_hf.training import BatchSeededCollator, ReportTable, load_tokenizer, parse_args
+    from bench_train import loop_parts  # this folder is on sys.path when a benchmark script runs
 
-    family = get_family(args.model_type)
-    loop_args = parse_args(["--model_type", args.model_type, "--text_encoder", "local", "--batch_size",
-                            str(args.batch_size), "--max_steps", "1", "--report_to", "none"])
-    corpus = synthetic.generate(num_records=2 * args.batch_size * args.batches, seed=0)["train"]  # ~80 % is train
-    corpus = corpus.select(range(min(len(corpus), args.batch_size * args.batches)))
-    reports = ReportTable.from_reports(corpus["report"])
-    rows = corpus.select_columns(["ecg"]).add_column("report_id", reports.row_report_ids.tolist())
-    rows = rows.add_column("row_index", list(range(len(rows)))).with_format("numpy")
-    accelerator = Accelerator(cpu=True)
-    tokenizer = load_tokenizer(loop_args, family, None, reports.reports, accelerator)
-    model, processor = family.build(loop_args, reports.reports, tokenizer)
-    collator = BatchSeededCollator(family.make_collator(loop_args, model, processor, reports.reports, accelerator),
-                                   loop_args.seed)
+    # ~80 % of the synthetic corpus is its train split
+    _, rows, _, collator = loop_parts(args.model_type, None, args.batch_size, 2 * args.batch_size * args.batches,
+                                      torch.device("cpu"))
+    rows = rows.select(range(min(len(rows), args.batch_size * args.batches)))
 
     def stack_rows(batch: list[dict]) -> dict:
         return {"ecg": torch.from_numpy(np.stack([row["ecg"] for row in batch]))}

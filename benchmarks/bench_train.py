@@ -102,35 +102,47 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def loop_parts(model_type: str, preset: str | None, batch_size: int, num_records: int, device: torch.device,
+               extra=()):
+    """One family's pre-training parts, assembled as `tamer_hf.training.pretrain` assembles them: the loop's options,
+    synthetic training rows with report ids and row indices, the local tokenizer, the model (on `device`, train mode)
+    and the batch-seeded collator. -> (options, rows, model, collator)."""
+    from accelerate import Accelerator
+    from datasets_scripts import synthetic
+    from tamer_hf.families import get_family
+    from tamer_hf.training import BatchSeededCollator, ReportTable, load_tokenizer, parse_args
+
+    family = get_family(model_type)
+    preset_args = ["--model_preset", preset] if preset else []
+    options = parse_args(["--model_type", model_type, *preset_args, "--text_encoder", "local", "--batch_size",
+                          str(batch_size), "--max_steps", "1", "--report_to", "none", *extra])
+    corpus = synthetic.generate(num_records=num_records, seed=0)["train"]
+    reports = ReportTable.from_reports(corpus["report"])
+    rows = corpus.select_columns(["ecg"]).add_column("report_id", reports.row_report_ids.tolist())
+    rows = rows.add_column("row_index", list(range(len(rows)))).with_format("numpy")
+    accelerator = Accelerator(cpu=device.type == "cpu")
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(options, family, None, reports.reports, accelerator)
+    model, processor = family.build(options, reports.reports, tokenizer)
+    model.to(device).train()
+    collator = BatchSeededCollator(family.make_collator(options, model, processor, reports.reports, accelerator),
+                                   options.seed)
+    return options, rows, model, collator
+
+
 def throughput(args, model_type: str, extra: list[str]) -> dict:
     """One family: the loop's parts, timed."""
     from torch.utils.data import DataLoader
     from torch.utils.flop_counter import FlopCounterMode
 
-    from accelerate import Accelerator
-    from datasets_scripts import synthetic
     from tamer_hf.families import get_family
-    from tamer_hf.training import BatchSeededCollator, ReportTable, load_tokenizer, parse_args, training_loss
+    from tamer_hf.training import training_loss
 
-    family = get_family(model_type)
-    preset = resolve_preset(family, args.preset)
-    loop_args = parse_args(["--model_type", model_type, "--model_preset", preset, "--text_encoder", "local",
-                            "--batch_size", str(args.batch_size), "--max_steps", "1", "--report_to", "none", *extra])
+    preset = resolve_preset(get_family(model_type), args.preset)
     device = torch.device(args.device)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "no": None}[args.mixed_precision]
     records = args.records or max(args.batch_size * (args.warmup + args.steps + 1), 64)
-    corpus = synthetic.generate(num_records=records, seed=0)["train"]
-    reports = ReportTable.from_reports(corpus["report"])
-    rows = corpus.select_columns(["ecg"]).add_column("report_id", reports.row_report_ids.tolist())
-    rows = rows.add_column("row_index", list(range(len(rows)))).with_format("numpy")
-
-    accelerator = Accelerator(cpu=device.type == "cpu")
-    torch.manual_seed(0)
-    tokenizer = load_tokenizer(loop_args, family, None, reports.reports, accelerator)
-    model, processor = family.build(loop_args, reports.reports, tokenizer)
-    model.to(device).train()
-    collator = BatchSeededCollator(family.make_collator(loop_args, model, processor, reports.reports, accelerator),
-                                   loop_args.seed)
+    loop_args, rows, model, collator = loop_parts(model_type, preset, args.batch_size, records, device, extra)
     loader = DataLoader(rows, batch_size=args.batch_size, shuffle=True, drop_last=True, collate_fn=collator,
                         num_workers=args.num_workers, pin_memory=device.type == "cuda",
                         persistent_workers=args.num_workers > 0, generator=torch.Generator().manual_seed(0))
