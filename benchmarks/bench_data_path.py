@@ -79,7 +79,7 @@ def feature_extractor(args) -> dict:
     batch = ecg_batch(args.batch_size)
     tensor = torch.from_numpy(batch)
     ours = extractor(batch, sampling_rate=500, return_tensors="pt")["input_values"]
-    difference = max((ours - torch_minmax(tensor)).abs().max().item(), (ours - torch_checked(tensor)).abs().max().item())
+    difference = max((ours - baseline(tensor)).abs().max().item() for baseline in (torch_minmax, torch_checked))
     extractor_s = best_seconds(lambda: extractor(batch, sampling_rate=500, return_tensors="pt"), args.repeats)
     minmax_s = best_seconds(lambda: torch_minmax(tensor), args.repeats)
     checked_s = best_seconds(lambda: torch_checked(tensor), args.repeats)
